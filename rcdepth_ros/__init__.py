@@ -1,0 +1,14 @@
+"""rcdepth_ros: radar-camera metric depth with per-pixel uncertainty for ROS 2.
+
+Layout (arrows point inward only):
+
+- ``geometry``, ``msgs``: the pure core (transforms, projection, rasterisation; message codecs).
+- ``models`` and ``inference``: networks, configs, safetensors I/O, the DepthEstimator.
+- ``data``: synthetic world in nuScenes format, nuScenes preparation, datasets.
+- ``training``: losses, distillation, trainer, evaluation.
+- ``ros`` and ``bags``: the node (the only rclpy user) and the bag tools.
+- ``pipeline``: the frame pipeline shared by the node and the bag tools.
+- ``cli``/``commands``: the ``rcdepth`` command and its subcommands.
+"""
+
+__version__ = '0.1.0'

@@ -1,0 +1,1 @@
+"""Subcommands of ``rcdepth``; each module is discovered by :mod:`rcdepth_ros.cli`."""
