@@ -1,0 +1,65 @@
+"""Named outputs of the networks: the contract between models, losses and inference.
+
+Shapes use B = batch, H x W = input size. Feature tuples are ordered finest to coarsest
+unless a field says otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from torch import Tensor
+
+
+class TeacherOutput(NamedTuple):
+    """CaFNet forward result.
+
+    - depth: (B, 1, H, W) final depth in metres, ``max_depth * sigmoid``.
+    - confidence: (B, 1, H, W) stage-1 radar confidence in [0, 1].
+    - coarse_depth: (B, 1, H, W) stage-1 depth in metres.
+    - inter_depths: 3 x (B, 1, H, W) local-planar-guidance depths at 1/8, 1/4, 1/2,
+      upsampled to H x W, in units of depth / max_depth.
+    - decoder_features: 5 tensors, widths (512, 128, 128, 64, 32) at scales
+      1/16, 1/8, 1/4, 1/2, 1/1 (coarsest first; as the reference, the 1/16 one is taken
+      before its radar residual is added).
+    - image_features: 5 tensors, widths (64, 64, 128, 256, 512) at 1/2 .. 1/32.
+    - radar_features: 5 gated radar features r_s, widths as the image stream they are
+      added to, (64, 128, 128, 512, 512) at 1/2 .. 1/32.
+    - xkd_features: (image encoder layer3 (256), stage-2 radar encoder layer3 (256),
+      decoder feature (512)) at 1/16 for X-KD.
+    """
+
+    depth: Tensor
+    confidence: Tensor
+    coarse_depth: Tensor
+    inter_depths: tuple[Tensor, Tensor, Tensor]
+    decoder_features: tuple[Tensor, ...]
+    image_features: tuple[Tensor, ...]
+    radar_features: tuple[Tensor, ...]
+    xkd_features: tuple[Tensor, Tensor, Tensor]
+
+
+class StudentOutput(NamedTuple):
+    """LiRCDepth / XD-RCDepth forward result.
+
+    - depth: (B, 1, H, W) metres, ``max_depth * sigmoid``.
+    - log_scale: (B, 1, H, W) log of the Laplace scale b in metres (uncertainty head);
+      the published sigma is ``sqrt(2) * exp(log_scale)``.
+    - inter_depths: 3 x (B, 1, H, W) side-head depths at 1/8, 1/4, 1/2 upsampled to H x W,
+      in units of depth / max_depth.
+    - decoder_features: 5 tensors, widths (512, 128, 128, 64, 32), 1/16 .. 1/1 (coarsest
+      first), directly comparable with the teacher's.
+    - image_features: 5 image-encoder features after the distillation adapters, teacher
+      widths (64, 64, 128, 256, 512), 1/2 .. 1/32.
+    - radar_features: 5 radar-encoder features after the distillation adapters, widths
+      (64, 128, 128, 512, 512), 1/2 .. 1/32.
+    - xkd_features: (image encoder, radar encoder, decoder) features at 1/16 for X-KD.
+    """
+
+    depth: Tensor
+    log_scale: Tensor
+    inter_depths: tuple[Tensor, Tensor, Tensor]
+    decoder_features: tuple[Tensor, ...]
+    image_features: tuple[Tensor, ...]
+    radar_features: tuple[Tensor, ...]
+    xkd_features: tuple[Tensor, Tensor, Tensor]

@@ -1,0 +1,58 @@
+"""Network input tensors from core arrays: the one pre-processing step everyone calls.
+
+The dataset, the bag tools and the node all go through :func:`image_to_tensor` and
+:func:`radar_to_tensor`, so a network sees the same numbers whichever path fed it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# Radar image channels (``geometry.radar_image``), in order.
+RADAR_CHANNELS = ('z_depth_m', 'rcs_dbsm', 'vx_mps', 'vy_mps')
+
+
+def _as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
+    if isinstance(array, torch.Tensor):
+        return array
+    if isinstance(array, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(array))
+    raise TypeError(f'expected a numpy array or torch tensor, got {type(array).__name__}')
+
+
+def image_to_tensor(images: np.ndarray | torch.Tensor,
+                    device: str | torch.device | None = None) -> torch.Tensor:
+    """RGB ``uint8 (H, W, 3)`` or ``(B, H, W, 3)`` -> ImageNet-normalised float32 (B, 3, H, W)."""
+    x = _as_tensor(images)
+    if x.dtype != torch.uint8:
+        raise ValueError(f'images must be uint8 RGB, got dtype {x.dtype}')
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[-1] != 3:
+        raise ValueError(f'images must be (H, W, 3) or (B, H, W, 3), got {tuple(x.shape)}')
+    x = x.to(device) if device is not None else x
+    x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W) in [0, 1]
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous()  # (B, 3, H, W)
+
+
+def radar_to_tensor(radar: np.ndarray | torch.Tensor,
+                    device: str | torch.device | None = None) -> torch.Tensor:
+    """Radar image ``(4, H, W)`` or ``(B, 4, H, W)`` -> float32 (B, 4, H, W), values unchanged.
+
+    Channels ``[z-depth m, RCS dBsm, vx m/s, vy m/s]``, 0 where there is no point; the
+    networks take raw values. Non-finite values are rejected (they would poison a frame).
+    """
+    x = _as_tensor(radar)
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or x.shape[1] != len(RADAR_CHANNELS):
+        raise ValueError(f'radar must be (4, H, W) or (B, 4, H, W), got {tuple(x.shape)}')
+    x = x.to(device=device, dtype=torch.float32) if device is not None else x.float()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError('radar image contains NaN or inf')
+    return x.contiguous()
