@@ -1,0 +1,255 @@
+"""Latency and memory benchmark: variants x backends x input sizes (``rcdepth bench``).
+
+Timing is round-robin: within every run each (variant, backend) pair is called once, in an
+order rotated from run to run, so slow phases of a shared machine hit all pairs alike and
+the ratios between variants measured in one benchmark are robust to noise.
+
+Fields of each result (one per variant x backend x size):
+
+- ``median_ms``, ``p90_ms``: network time of one call (``DepthEstimator.model_time_ms``,
+  CUDA-synchronised), without pre-processing and host transfers; ``e2e_median_ms``: the whole
+  ``predict`` call, numpy in to numpy out.
+- ``peak_mem_mb``: the memory one stream of this configuration needs: parameter bytes
+  (``weights_mb``) plus the peak working memory of one warmed-up call. On CUDA (torch) the
+  working memory is ``torch.cuda.max_memory_allocated`` during the call minus the allocation
+  before it. On CPU it is the peak increase of the process resident set size (RSS, sampled
+  every 0.5 ms from ``/proc/self/statm`` after returning freed heap to the OS with
+  ``malloc_trim``): approximate, and it includes allocator overhead. None where it cannot be
+  measured (onnxruntime on CUDA).
+- ``rel_median``: ``median_ms`` relative to the first variant of the list for the same backend
+  and size (the reference).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+import ctypes
+import os
+import platform
+import statistics
+import threading
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .inference import DepthEstimator
+
+RESULT_FIELDS = ('variant', 'backend', 'device', 'precision', 'height', 'width', 'batch',
+                 'runs', 'median_ms', 'p90_ms', 'e2e_median_ms', 'peak_mem_mb', 'weights_mb',
+                 'params_m', 'rel_median', 'reference', 'device_name')
+
+
+def synthetic_inputs(batch: int, height: int, width: int,
+                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random RGB ``uint8 (B,H,W,3)`` and a sparse radar image ``float32 (B,4,H,W)``."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(batch, height, width, 3), dtype=np.uint8)
+    radar = np.zeros((batch, 4, height, width), dtype=np.float32)
+    count = 60  # about one filtered nuScenes front-radar sweep
+    rows = rng.integers(0, height, size=(batch, count))
+    cols = rng.integers(0, width, size=(batch, count))
+    for b in range(batch):
+        radar[b, 0, rows[b], cols[b]] = rng.uniform(2.0, 80.0, count)
+        radar[b, 1, rows[b], cols[b]] = rng.normal(5.0, 10.0, count)
+        radar[b, 2, rows[b], cols[b]] = rng.normal(0.0, 3.0, count)
+        radar[b, 3, rows[b], cols[b]] = rng.normal(0.0, 3.0, count)
+    return images, radar
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile ``q`` in [0, 100]."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def _rss_bytes() -> int:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: the RSS baseline then includes cached heap
+
+
+def _peak_rss_delta_mb(call: Callable[[], object]) -> float | None:
+    """Peak RSS increase (MiB) during ``call()``, sampled by a background thread."""
+    try:
+        _rss_bytes()
+    except OSError:
+        return None
+    _malloc_trim()
+    base = _rss_bytes()
+    peak = [base]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss_bytes())
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        call()
+    finally:
+        done.set()
+        sampler.join()
+    peak[0] = max(peak[0], _rss_bytes())
+    return (peak[0] - base) / 2**20
+
+
+def _working_mem_mb(estimator: DepthEstimator, images: np.ndarray,
+                    radar: np.ndarray) -> float | None:
+    def call() -> object:
+        return estimator.predict(images, radar)
+
+    if torch.device(estimator.device).type == 'cuda':
+        if estimator.backend != 'torch':
+            return None  # onnxruntime's CUDA arena is invisible to torch
+        torch.cuda.synchronize(estimator.device)
+        before = torch.cuda.memory_allocated(estimator.device)
+        torch.cuda.reset_peak_memory_stats(estimator.device)
+        call()
+        return (torch.cuda.max_memory_allocated(estimator.device) - before) / 2**20
+    return _peak_rss_delta_mb(call)
+
+
+def device_name(device: str) -> str:
+    """Human-readable name of the device the figures come from."""
+    if torch.device(device).type == 'cuda':
+        return torch.cuda.get_device_name(torch.device(device))
+    name = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            name = next(line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass  # not Linux: keep the platform's short name
+    return f'{name} ({torch.get_num_threads()} torch threads)'
+
+
+def build_random_models(variants: Sequence[str], seed: int = 0) -> dict[str, nn.Module]:
+    """Random-init networks of the named variants (timing does not depend on weights)."""
+    from .models import VARIANTS, build_model
+
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f'unknown variant(s) {", ".join(unknown)}; '
+                         f'known: {", ".join(sorted(VARIANTS))}')
+    models = {}
+    for variant in variants:
+        torch.manual_seed(seed)
+        models[variant] = build_model(VARIANTS[variant]).eval()
+    return models
+
+
+def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('torch',),
+                  sizes: Sequence[tuple[int, int]] = ((352, 704),), runs: int = 20,
+                  warmup: int = 3, device: str = 'auto', precision: str = 'fp32',
+                  batch: int = 1, channels_last: bool = False, seed: int = 0,
+                  progress: bool = True) -> list[dict]:
+    """Benchmark every model x backend x size; returns one dict per case (see module doc).
+
+    ``models`` maps variant names to networks, the first being the reference for
+    ``rel_median``. The torch backend moves the networks to ``device`` in place.
+    """
+    if not models:
+        raise ValueError('no variants to benchmark')
+    if runs < 1 or warmup < 0 or batch < 1:
+        raise ValueError(f'need runs >= 1, warmup >= 0, batch >= 1; got {runs}, {warmup}, '
+                         f'{batch}')
+    if not sizes:
+        raise ValueError('no sizes to benchmark')
+    for height, width in sizes:
+        if height <= 0 or width <= 0:
+            raise ValueError(f'size must be positive, got {height}x{width}')
+    estimators: dict[tuple[str, str], DepthEstimator] = {}
+    weights_mb: dict[str, float] = {}
+    params_m: dict[str, float] = {}
+    for variant, model in models.items():
+        params = sum(p.numel() for p in model.parameters())
+        params_m[variant] = params / 1e6
+        bytes_per = 2 if precision == 'fp16' else 4
+        weights_mb[variant] = params * bytes_per / 2**20
+        # ONNX export first: the torch estimator casts and moves the module in place.
+        for backend in sorted(backends, key=lambda b: b != 'onnxruntime'):
+            estimators[variant, backend] = DepthEstimator(
+                model, device=device, precision=precision, backend=backend,
+                channels_last=channels_last and backend == 'torch')
+    cases = list(estimators)
+    results = []
+    for height, width in sizes:
+        images, radar = synthetic_inputs(batch, height, width, seed)
+        for _ in range(warmup):
+            for key in cases:
+                estimators[key].predict(images, radar)
+        working = {key: _working_mem_mb(estimators[key], images, radar) for key in cases}
+        model_ms: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+        e2e_ms: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+        bar = _progress(runs * len(cases), f'{height}x{width}', progress)
+        for run in range(runs):
+            shift = run % len(cases)
+            for key in cases[shift:] + cases[:shift]:
+                start = time.perf_counter()
+                estimators[key].predict(images, radar)
+                e2e_ms[key].append((time.perf_counter() - start) * 1e3)
+                model_ms[key].append(estimators[key].model_time_ms)
+                bar.update(1)
+        bar.close()
+        for key in cases:
+            variant, backend = key
+            est = estimators[key]
+            mem = working[key]
+            results.append({
+                'variant': variant, 'backend': backend, 'device': est.device,
+                'precision': precision, 'height': height, 'width': width, 'batch': batch,
+                'runs': runs, 'median_ms': statistics.median(model_ms[key]),
+                'p90_ms': percentile(model_ms[key], 90),
+                'e2e_median_ms': statistics.median(e2e_ms[key]),
+                'peak_mem_mb': None if mem is None else weights_mb[variant] + max(mem, 0.0),
+                'weights_mb': weights_mb[variant], 'params_m': params_m[variant],
+                'device_name': device_name(est.device)})
+    _add_ratios(results, next(iter(models)))
+    return results
+
+
+def _add_ratios(results: list[dict], reference: str) -> None:
+    ref_ms = {(r['backend'], r['height'], r['width']): r['median_ms'] for r in results
+              if r['variant'] == reference}
+    for r in results:
+        base = ref_ms.get((r['backend'], r['height'], r['width']))
+        r['reference'] = reference
+        r['rel_median'] = r['median_ms'] / base if base else None
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def format_table(results: Sequence[dict]) -> str:
+    """Fixed-width text table of benchmark results, with the ratio to the reference."""
+    header = ('variant', 'backend', 'device', 'prec', 'size', 'batch', 'median ms', 'p90 ms',
+              'e2e ms', 'peak MB', 'params M', 'x ref')
+    rows = [header]
+    for r in results:
+        rows.append((
+            r['variant'], r['backend'], r['device'], r['precision'],
+            f"{r['height']}x{r['width']}", str(r['batch']), f"{r['median_ms']:.2f}",
+            f"{r['p90_ms']:.2f}", f"{r['e2e_median_ms']:.2f}",
+            '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.1f}",
+            f"{r['params_m']:.2f}",
+            '-' if r['rel_median'] is None else f"{r['rel_median']:.3f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ['  '.join(cell.rjust(w) if i >= 4 else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    if results:
+        lines.append(f"x ref: median_ms / median_ms of {results[0]['reference']} "
+                     f"(same backend and size); device: {results[0]['device_name']}")
+    return '\n'.join(lines)

@@ -1,0 +1,80 @@
+"""``rcdepth bench``: latency and memory of variants x backends x input sizes."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = 'bench'
+HELP = ('Time random-init networks (variants x backends x sizes, round-robin) and report '
+        'median/p90 latency, peak memory and ratios; optionally write JSON.')
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """Parse ``HxW`` (e.g. ``352x704``) into ``(height, width)``."""
+    try:
+        height, width = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'size must be HxW, e.g. 352x704, got {text!r}')
+    if height <= 0 or width <= 0:
+        raise argparse.ArgumentTypeError(f'size must be positive, got {text!r}')
+    return height, width
+
+
+def _names(values: list[str]) -> list[str]:
+    """Accept both ``a b`` and ``a,b``."""
+    return [name for value in values for name in value.split(',') if name]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--variants', nargs='+', default=['lircdepth', 'xdrcdepth'],
+                        help='variant names (space or comma separated); the first is the '
+                             'reference for the ratios')
+    parser.add_argument('--backends', nargs='+', default=['torch'],
+                        help='torch and/or onnxruntime (space or comma separated)')
+    parser.add_argument('--size', action='append', type=parse_size, default=None,
+                        metavar='HxW',
+                        help='input size; repeat for several; 352x704 when none is given')
+    parser.add_argument('--runs', type=int, default=20, help='timed calls per case')
+    parser.add_argument('--warmup', type=int, default=3, help='untimed calls per case first')
+    parser.add_argument('--batch', type=int, default=1, help='images per call')
+    parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
+    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
+                        help='fp16 needs CUDA and the torch backend')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='channels_last memory format (torch backend, CUDA)')
+    parser.add_argument('--threads', type=int, default=None,
+                        help="torch CPU threads; unset keeps torch's choice")
+    parser.add_argument('--seed', type=int, default=0, help='seed of weights and inputs')
+    parser.add_argument('--json', default=None, metavar='OUT',
+                        help='write the results as a JSON list to this file')
+    parser.add_argument('--quiet', action='store_true', help='no progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from ..bench import build_random_models, format_table, run_benchmark
+    from ..inference import BACKENDS
+
+    backends = _names(args.backends)
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown:
+        raise ValueError(f'unknown backend(s) {", ".join(unknown)}; known: {", ".join(BACKENDS)}')
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    models = build_random_models(_names(args.variants), seed=args.seed)
+    results = run_benchmark(models, backends=backends, sizes=args.size or [(352, 704)],
+                            runs=args.runs, warmup=args.warmup, device=args.device,
+                            precision=args.precision, batch=args.batch,
+                            channels_last=args.channels_last, seed=args.seed,
+                            progress=not args.quiet)
+    print(format_table(results))
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2) + '\n')
+        print(f'wrote {out}')
+    return 0

@@ -1,0 +1,317 @@
+"""DepthEstimator: RGB images + radar images in, metric depth and sigma (numpy) out.
+
+One object per loaded network, used by the frame pipeline (node and bag tools), evaluation
+and ``rcdepth bench``. Backends: ``torch`` (CPU or CUDA, optional fp16, channels_last and
+``torch.compile``) and ``onnxruntime`` (CPU provider, CUDA provider when installed).
+
+Any input size works: inputs are padded at the bottom and right to a multiple of 32 (image
+replicate-padded, radar zero-padded, i.e. no detections there) and outputs are cropped back,
+so pixel coordinates and intrinsics are unchanged. Teacher (CaFNet) models have no
+uncertainty head: their ``sigma`` is NaN everywhere, the REP 117 'no measurement' value.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .models.onnx_export import (
+    METADATA_KEY,
+    ONNX_INPUTS,
+    ONNX_OUTPUTS,
+    config_dict,
+    depth_and_sigma,
+    export_onnx_bytes,
+)
+from .preprocess import image_to_tensor, radar_to_tensor
+
+PAD_MULTIPLE = 32
+BACKENDS = ('torch', 'onnxruntime')
+PRECISIONS = ('fp32', 'fp16')
+# Trace size when an ONNX graph is exported on the fly; H != W so a transpose cannot hide.
+ONNX_TRACE_SIZE = (128, 192)
+
+
+class Prediction(NamedTuple):
+    """Result of :meth:`DepthEstimator.predict`, float32 numpy at input resolution.
+
+    - depth: (B, H, W) metres.
+    - sigma: (B, H, W) metres, ``sqrt(2) * exp(log_scale)``; NaN for models without an
+      uncertainty head (the teacher).
+    """
+
+    depth: np.ndarray
+    sigma: np.ndarray
+
+
+def pad_to_multiple(image: torch.Tensor, radar: torch.Tensor,
+                    multiple: int = PAD_MULTIPLE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad ``image (B,3,H,W)`` (replicate) and ``radar (B,4,H,W)`` (zeros) at bottom/right.
+
+    Padding only at the far edges keeps pixel (u, v) and the intrinsics K valid for the crop.
+    """
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image, radar
+    image = F.pad(image, (0, pad_w, 0, pad_h), mode='replicate')  # (B, 3, H', W')
+    radar = F.pad(radar, (0, pad_w, 0, pad_h))  # (B, 4, H', W'), zero = no radar point
+    return image, radar
+
+
+def resolve_device(device: str, backend: str = 'torch') -> str:
+    """Return a concrete device string; ``'auto'`` = cuda if usable, else cpu."""
+    if backend == 'onnxruntime':
+        import onnxruntime as ort
+
+        has_cuda = 'CUDAExecutionProvider' in ort.get_available_providers()
+        if device == 'auto':
+            return 'cuda' if has_cuda else 'cpu'
+        if device.startswith('cuda') and not has_cuda:
+            raise ValueError('device cuda requested but onnxruntime has no CUDAExecutionProvider '
+                             '(install onnxruntime-gpu)')
+        if not (device == 'cpu' or device.startswith('cuda')):
+            raise ValueError(f'unknown device {device!r} (expected auto, cpu or cuda)')
+        return device
+    if device == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    try:
+        kind = torch.device(device).type
+    except RuntimeError as exc:
+        raise ValueError(f'unknown device {device!r}: {exc}') from None
+    if kind == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f'device {device} requested but CUDA is not available')
+    return device
+
+
+class DepthEstimator:
+    """Runs a depth network on batches of RGB + radar images; see the module docstring.
+
+    ``model_or_path`` is an ``nn.Module``, a weights path for :func:`models.load_model`, or
+    (backend ``onnxruntime``) a ``.onnx`` file; ``onnx_path`` names the ONNX file explicitly,
+    otherwise the module is exported in memory. A module given to the torch backend is moved
+    and cast in place (pass a copy to keep the original). ``precision='fp16'`` and
+    ``channels_last`` need a CUDA device; ``compile`` is ``True`` (inductor) or a
+    ``torch.compile`` backend name. ``model_time_ms`` is the network time of the last call
+    (CUDA-synchronised), without pre/post-processing and host transfers.
+    """
+
+    def __init__(self, model_or_path: nn.Module | str | Path | None, device: str = 'auto',
+                 precision: str = 'fp32', backend: str = 'torch', channels_last: bool = False,
+                 compile: bool | str = False, onnx_path: str | Path | None = None) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f'unknown backend {backend!r} (expected one of {BACKENDS})')
+        if precision not in PRECISIONS:
+            raise ValueError(f'unknown precision {precision!r} (expected one of {PRECISIONS})')
+        self.backend = backend
+        self.precision = precision
+        self.channels_last = bool(channels_last)
+        self.compile = compile
+        self.model_time_ms = float('nan')
+        self.model: nn.Module | None = None
+        self.config: Any = None
+        self.metadata: dict = {}
+        self.device = resolve_device(device, backend)
+        if backend == 'torch':
+            self._init_torch(model_or_path)
+        else:
+            self._init_onnxruntime(model_or_path, onnx_path)
+
+    # -- construction --------------------------------------------------------------------
+
+    def _load(self, model_or_path: nn.Module | str | Path) -> None:
+        if isinstance(model_or_path, nn.Module):
+            self.model = model_or_path
+            self.config = getattr(model_or_path, 'config', None)
+            return
+        if isinstance(model_or_path, (str, Path)):
+            from .models import load_model
+
+            self.model, self.config, metadata = load_model(model_or_path, device='cpu')
+            self.metadata = dict(metadata or {})
+            return
+        raise TypeError(f'model_or_path must be an nn.Module or a path, '
+                        f'got {type(model_or_path).__name__}')
+
+    def _init_torch(self, model_or_path: nn.Module | str | Path | None) -> None:
+        if model_or_path is None or _is_onnx_path(model_or_path):
+            raise ValueError('the torch backend needs an nn.Module or a weights path, '
+                             'not an ONNX file')
+        on_cuda = torch.device(self.device).type == 'cuda'
+        if self.precision == 'fp16' and not on_cuda:
+            raise ValueError('precision fp16 needs a CUDA device; use fp32 on CPU')
+        if self.channels_last and not on_cuda:
+            raise ValueError('channels_last needs a CUDA device')
+        self._load(model_or_path)
+        self._dtype = torch.float16 if self.precision == 'fp16' else torch.float32
+        self._memory_format = (torch.channels_last if self.channels_last
+                               else torch.contiguous_format)
+        model = self.model.eval().to(device=self.device, dtype=self._dtype)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self._forward = model
+        if self.compile:
+            backend = self.compile if isinstance(self.compile, str) else 'inductor'
+            # dynamic=None: recompile once per new padded size, then reuse; sizes per stream
+            # are fixed in practice.
+            self._forward = torch.compile(model, backend=backend)
+
+    def _init_onnxruntime(self, model_or_path: nn.Module | str | Path | None,
+                          onnx_path: str | Path | None) -> None:
+        import onnxruntime as ort
+
+        if self.precision != 'fp32':
+            raise ValueError('the onnxruntime backend runs fp32 only')
+        if self.channels_last or self.compile:
+            raise ValueError('channels_last and compile apply to the torch backend only')
+        if onnx_path is None and model_or_path is not None and _is_onnx_path(model_or_path):
+            onnx_path, model_or_path = model_or_path, None
+        if onnx_path is not None:
+            onnx_path = Path(onnx_path)
+            if not onnx_path.is_file():
+                raise FileNotFoundError(f'ONNX model not found: {onnx_path}')
+            source: bytes | str = str(onnx_path)
+        elif model_or_path is not None:
+            self._load(model_or_path)
+            source = export_onnx_bytes(self.model, *ONNX_TRACE_SIZE, config=self.config)
+        else:
+            raise ValueError('the onnxruntime backend needs a model, a weights path or '
+                             'onnx_path')
+        providers = ['CPUExecutionProvider']
+        if torch.device(self.device).type == 'cuda':
+            index = torch.device(self.device).index or 0
+            providers.insert(0, ('CUDAExecutionProvider', {'device_id': index}))
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle ORT workers would otherwise busy-wait after each run and steal the cores from
+        # whatever runs next in this process (the torch backend in `rcdepth bench`, the node).
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+        try:
+            self._session = ort.InferenceSession(source, sess_options=options,
+                                                 providers=providers)
+        except Exception as exc:  # ORT raises its own exception types for corrupt files
+            raise ValueError(f'cannot load ONNX model: {exc}') from None
+        names = tuple(i.name for i in self._session.get_inputs())
+        outputs = tuple(o.name for o in self._session.get_outputs())
+        if names != ONNX_INPUTS or outputs[:2] != ONNX_OUTPUTS:
+            raise ValueError(f'ONNX model must have inputs {ONNX_INPUTS} and outputs '
+                             f'{ONNX_OUTPUTS}, got {names} -> {outputs}')
+        self._input_shape = self._session.get_inputs()[0].shape  # [B, 3, H, W], str = dynamic
+        if self.config is None:
+            import json
+
+            stored = self._session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+            self.config = json.loads(stored) if stored else None
+
+    # -- inference -----------------------------------------------------------------------
+
+    def predict(self, images: np.ndarray, radar: np.ndarray,
+                K: np.ndarray | None = None) -> Prediction:
+        """Depth and sigma of ``images`` uint8 RGB and ``radar`` float32 radar images.
+
+        ``images`` is (H, W, 3) or (B, H, W, 3), ``radar`` (4, H, W) or (B, 4, H, W).
+        ``K`` (3,3) or (B,3,3) is validated but unused by the current networks (kept in the
+        API for resolution-dependent models). Returns float32 (B, H, W) arrays.
+        """
+        # The torch backend normalises on its device: uint8 is a quarter of the bytes to copy.
+        device = self.device if self.backend == 'torch' else None
+        image_t = image_to_tensor(images, device=device)  # (B, 3, H, W) float32, normalised
+        radar_t = radar_to_tensor(radar, device=device)  # (B, 4, H, W) float32
+        if image_t.shape[0] != radar_t.shape[0] or image_t.shape[-2:] != radar_t.shape[-2:]:
+            raise ValueError(f'image batch/size {tuple(image_t.shape)} does not match radar '
+                             f'{tuple(radar_t.shape)}')
+        if K is not None:
+            _check_intrinsics(K, image_t.shape[0])
+        height, width = image_t.shape[-2:]
+        image_t, radar_t = pad_to_multiple(image_t, radar_t)
+        if self.backend == 'torch':
+            depth, sigma = self._run_torch(image_t, radar_t)
+        else:
+            depth, sigma = self._run_onnxruntime(image_t, radar_t)
+        depth = np.ascontiguousarray(depth[:, 0, :height, :width], dtype=np.float32)
+        sigma = np.ascontiguousarray(sigma[:, 0, :height, :width], dtype=np.float32)
+        return Prediction(depth, sigma)
+
+    __call__ = predict
+
+    def _run_torch(self, image: torch.Tensor,
+                   radar: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        cuda = torch.device(self.device).type == 'cuda'
+        with torch.inference_mode():
+            image = image.to(self.device, self._dtype, non_blocking=True,
+                             memory_format=self._memory_format)
+            radar = radar.to(self.device, self._dtype, non_blocking=True,
+                             memory_format=self._memory_format)
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            start = time.perf_counter()
+            depth, sigma = depth_and_sigma(self._forward(image, radar))  # (B, 1, H', W')
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            self.model_time_ms = (time.perf_counter() - start) * 1e3
+            return depth.cpu().numpy(), sigma.cpu().numpy()
+
+    def _run_onnxruntime(self, image: torch.Tensor,
+                         radar: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        fixed = [(axis, size, actual) for axis, size, actual
+                 in zip(('batch', 'height', 'width'),
+                        (self._input_shape[0], *self._input_shape[2:]),
+                        (image.shape[0], *image.shape[2:]))
+                 if isinstance(size, int) and size != actual]
+        if fixed:
+            axis, size, actual = fixed[0]
+            raise ValueError(f'this ONNX model has a fixed {axis} of {size}, got {actual} '
+                             f'(after padding to a multiple of {PAD_MULTIPLE}); export it '
+                             f'with dynamic axes')
+        feeds = {'image': np.ascontiguousarray(image.numpy()),
+                 'radar': np.ascontiguousarray(radar.numpy())}
+        start = time.perf_counter()
+        depth, sigma = self._session.run(list(ONNX_OUTPUTS), feeds)  # (B, 1, H', W') each
+        self.model_time_ms = (time.perf_counter() - start) * 1e3
+        return depth, sigma
+
+    # -- diagnostics ---------------------------------------------------------------------
+
+    @property
+    def variant(self) -> str:
+        """Variant name from the model config, else the network class name."""
+        name = self._config_info().get('variant')
+        if name:
+            return str(name)
+        return type(self.model).__name__ if self.model is not None else 'onnx'
+
+    @property
+    def has_uncertainty(self) -> bool:
+        """False for the teacher architecture (sigma NaN), True for the students."""
+        return self._config_info().get('arch') != 'cafnet'
+
+    def _config_info(self) -> dict:
+        return {} if self.config is None else config_dict(self.config)
+
+    def describe(self) -> dict:
+        """Variant, device, precision, backend and options, for logs and diagnostics."""
+        info = {'variant': self.variant, 'device': self.device, 'precision': self.precision,
+                'backend': self.backend, 'channels_last': self.channels_last,
+                'compile': bool(self.compile), 'has_uncertainty': self.has_uncertainty}
+        if self.backend == 'onnxruntime':
+            info['providers'] = list(self._session.get_providers())
+        return info
+
+
+def _is_onnx_path(value: Any) -> bool:
+    return isinstance(value, (str, Path)) and Path(value).suffix == '.onnx'
+
+
+def _check_intrinsics(K: np.ndarray, batch: int) -> None:
+    K = np.asarray(K)
+    if K.shape not in ((3, 3), (batch, 3, 3)):
+        raise ValueError(f'K must be (3, 3) or ({batch}, 3, 3), got {K.shape}')
+    if not np.all(np.isfinite(K)):
+        raise ValueError('K must be finite')

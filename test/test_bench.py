@@ -1,0 +1,79 @@
+"""rcdepth bench: result schema, round-robin bookkeeping, ratios and the JSON file (no timing)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rcdepth_ros import cli
+from rcdepth_ros.bench import RESULT_FIELDS, format_table, run_benchmark, synthetic_inputs
+from rcdepth_ros.models.outputs import StudentOutput
+
+
+class Tiny(nn.Module):
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Conv2d(7, width, 3, padding=1)
+        self.head = nn.Conv2d(width, 2, 1)
+
+    def forward(self, image, radar):
+        x = self.head(torch.relu(self.body(torch.cat([image, radar], 1))))
+        return StudentOutput(100 * torch.sigmoid(x[:, :1]), x[:, 1:], (), (), (), (), ())
+
+
+def check_schema(results, variants, backends, sizes):
+    assert len(results) == len(variants) * len(backends) * len(sizes)
+    seen = {(r['variant'], r['backend'], r['height'], r['width']) for r in results}
+    assert seen == {(v, b, h, w) for v in variants for b in backends for h, w in sizes}
+    for r in results:
+        assert set(RESULT_FIELDS) <= set(r)
+        assert r['device'] == 'cpu' and r['precision'] == 'fp32'
+        assert 0 < r['median_ms'] <= r['p90_ms']
+        assert r['peak_mem_mb'] >= r['weights_mb'] > 0
+        assert r['reference'] == variants[0]
+        if r['variant'] == variants[0]:
+            assert r['rel_median'] == pytest.approx(1.0)
+        assert math.isfinite(r['rel_median']) and r['rel_median'] > 0
+
+
+def test_run_benchmark_schema_tiny_models():
+    torch.manual_seed(0)
+    models = {'small': Tiny(4), 'large': Tiny(16)}
+    sizes = [(32, 48), (40, 24)]
+    results = run_benchmark(models, backends=['torch', 'onnxruntime'], sizes=sizes, runs=3,
+                            warmup=1, device='cpu', progress=False)
+    check_schema(results, ['small', 'large'], ['torch', 'onnxruntime'], sizes)
+    assert all(r['runs'] == 3 for r in results)
+    table = format_table(results)
+    assert 'large' in table and 'onnxruntime' in table and 'x ref' in table
+
+
+def test_run_benchmark_rejects_bad_arguments():
+    with pytest.raises(ValueError):
+        run_benchmark({}, device='cpu')
+    with pytest.raises(ValueError):
+        run_benchmark({'a': Tiny(2)}, runs=0, device='cpu')
+
+
+def test_synthetic_inputs_are_sparse_radar_and_rgb():
+    images, radar = synthetic_inputs(2, 30, 50, seed=1)
+    assert images.shape == (2, 30, 50, 3) and images.dtype == np.uint8
+    assert radar.shape == (2, 4, 30, 50) and radar.dtype == np.float32
+    assert 0 < np.count_nonzero(radar[:, 0]) <= 2 * 60
+    np.testing.assert_array_equal(synthetic_inputs(2, 30, 50, seed=1)[1], radar)
+
+
+def test_bench_command_writes_json(tmp_path, capsys):
+    out = tmp_path / 'bench.json'
+    # Real variants, torch only: the onnxruntime path is covered with tiny models above.
+    argv = ['bench', '--variants', 'xdrcdepth,xdrcdepth_add', '--backends', 'torch',
+            '--size', '32x64', '--size', '32x96', '--runs', '2', '--warmup', '1',
+            '--device', 'cpu', '--json', str(out), '--quiet']
+    assert cli.main(argv) == 0
+    results = json.loads(out.read_text())
+    check_schema(results, ['xdrcdepth', 'xdrcdepth_add'], ['torch'], [(32, 64), (32, 96)])
+    assert 'xdrcdepth' in capsys.readouterr().out
+    assert cli.main(['bench', '--variants', 'nosuch', '--device', 'cpu']) == 1
