@@ -1,0 +1,127 @@
+"""Counters, input rates and timings of the node, and their ``DiagnosticStatus`` form.
+
+:class:`NodeStats` is plain thread-safe Python (callbacks and the worker thread both write
+to it); :func:`diagnostic_status` turns a snapshot into a ``diagnostic_msgs`` message.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+# Bad-input kinds the node counts; anything else is counted under its own name too.
+BAD_INPUT_KINDS = (
+    'image_decode', 'image_encoding', 'image_size', 'camera_info', 'camera_info_mismatch',
+    'radar_decode', 'radar_empty', 'radar_nonfinite', 'radar_huge', 'unknown_frame',
+    'time_jump', 'odometry', 'inference',
+)
+
+
+class RateMeter:
+    """Messages a second over a sliding window of arrival times."""
+
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque(maxlen=1000)
+
+    def tick(self, now: float | None = None) -> None:
+        self._times.append(time.monotonic() if now is None else now)
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        recent = [t for t in self._times if now - t <= self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
+
+class NodeStats:
+    """Thread-safe counters (received, processed, dropped, bad input by kind) and timings."""
+
+    def __init__(self, timing_window: int = 100) -> None:
+        self._lock = threading.Lock()
+        self.received: Counter[str] = Counter()
+        self.bad_input: Counter[str] = Counter()
+        self.rates: dict[str, RateMeter] = {}
+        self.processed = 0
+        self.dropped = 0
+        self._total_ms: deque[float] = deque(maxlen=timing_window)
+        self._model_ms: deque[float] = deque(maxlen=timing_window)
+
+    def input(self, topic: str) -> None:
+        """Count one message received on ``topic``."""
+        with self._lock:
+            self.received[topic] += 1
+            self.rates.setdefault(topic, RateMeter()).tick()
+
+    def bad(self, kind: str) -> None:
+        """Count one skipped malformed input of ``kind``."""
+        with self._lock:
+            self.bad_input[kind] += 1
+
+    def drop(self, n: int = 1) -> None:
+        """Count frames replaced by a newer one before the worker took them."""
+        with self._lock:
+            self.dropped += n
+
+    def frame_done(self, total_ms: float, model_ms: float) -> None:
+        """Record one processed frame and its timings."""
+        with self._lock:
+            self.processed += 1
+            self._total_ms.append(total_ms)
+            self._model_ms.append(model_ms)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Copy every counter, rate and timing (median / max over a window) consistently."""
+        with self._lock:
+            total = np.asarray(self._total_ms, dtype=np.float64)
+            model = np.asarray(self._model_ms, dtype=np.float64)
+            return {
+                'received': dict(self.received),
+                'rates_hz': {k: m.rate() for k, m in self.rates.items()},
+                'bad_input': dict(self.bad_input),
+                'bad_input_total': int(sum(self.bad_input.values())),
+                'processed': self.processed,
+                'dropped': self.dropped,
+                'processing_ms_median': float(np.median(total)) if total.size else 0.0,
+                'processing_ms_max': float(total.max()) if total.size else 0.0,
+                'model_ms_median': float(np.median(model)) if model.size else 0.0,
+            }
+
+
+def diagnostic_status(snapshot: dict[str, Any], name: str, hardware_id: str,
+                      extra: dict[str, str], active: bool) -> Any:
+    """Build a ``diagnostic_msgs/DiagnosticStatus`` from a :meth:`NodeStats.snapshot`."""
+    from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+    values = dict(extra)
+    for topic, rate in sorted(snapshot['rates_hz'].items()):
+        values[f'rate_hz {topic}'] = f'{rate:.2f}'
+    for topic, count in sorted(snapshot['received'].items()):
+        values[f'received {topic}'] = str(count)
+    for kind, count in sorted(snapshot['bad_input'].items()):
+        values[f'bad_input {kind}'] = str(count)
+    values.update({
+        'bad_input_total': str(snapshot['bad_input_total']),
+        'frames_processed': str(snapshot['processed']),
+        'frames_dropped': str(snapshot['dropped']),
+        'processing_ms_median': f"{snapshot['processing_ms_median']:.2f}",
+        'processing_ms_max': f"{snapshot['processing_ms_max']:.2f}",
+        'model_ms_median': f"{snapshot['model_ms_median']:.2f}",
+    })
+    if not active:
+        level, message = DiagnosticStatus.STALE, 'inactive'
+    elif snapshot['processed'] == 0:
+        level, message = DiagnosticStatus.WARN, 'no frame processed yet'
+    elif snapshot['bad_input_total']:
+        level, message = DiagnosticStatus.WARN, 'running; some inputs were malformed'
+    else:
+        level, message = DiagnosticStatus.OK, 'running'
+    return DiagnosticStatus(
+        level=level, name=name, message=message, hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=v) for k, v in values.items()])

@@ -1,0 +1,460 @@
+"""``rcdepth_node``: lifecycle node publishing dense depth and uncertainty from camera + radar.
+
+Thin by design: it declares parameters, wires topics, buffers messages and hands complete
+frames to :mod:`rcdepth_ros.pipeline`. Callbacks never run inference: they pair the image with
+the camera_info of the same stamp, snapshot the radar buffers and leave the frame in a
+one-slot mailbox; a worker thread takes the newest frame (older ones are dropped and counted).
+Malformed input is logged (throttled per kind), counted in /diagnostics and skipped.
+
+Lifecycle: configure loads the weights (a missing or corrupt file fails the transition),
+activate subscribes and starts the worker, deactivate stops both, cleanup releases the model.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+import copy
+import gc
+import math
+import threading
+import time
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Odometry
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from std_msgs.msg import Float32
+
+from .. import geometry, msgs, pipeline
+from .diagnostics import NodeStats, diagnostic_status
+from .extrinsics import CalibrationExtrinsics, TfExtrinsics, load_calibration, tf2_available
+from .params import NodeConfig, declare_parameters, read_config
+from .radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep
+
+NODE_NAME = 'rcdepth_node'
+# camera_info messages kept for pairing, images kept while their camera_info is late.
+INFO_HISTORY = 30
+PENDING_IMAGES = 4
+LOG_THROTTLE_S = 5.0
+
+_SUCCESS = TransitionCallbackReturn.SUCCESS
+_FAILURE = TransitionCallbackReturn.FAILURE
+
+
+class _Job:
+    """A complete frame waiting for the worker (raw messages; decoding happens there)."""
+
+    __slots__ = ('image', 'info', 'K', 'info_size')
+
+    def __init__(self, image: Any, info: Any, K: np.ndarray, info_size: tuple[int, int]) -> None:
+        self.image, self.info, self.K, self.info_size = image, info, K, info_size
+
+
+class RcDepthNode(LifecycleNode):
+    """Dense depth + uncertainty from ``~/input/image``, ``~/input/camera_info`` and radar."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        declare_parameters(self)
+        self.stats = NodeStats()
+        self.config: NodeConfig | None = None
+        self._pipeline: pipeline.FramePipeline | None = None
+        self._estimator: Any = None
+        self._extrinsics: Any = None
+        self._model_name = ''
+        self._subs: list[Any] = []
+        self._pubs: dict[str, Any] = {}
+        self._radar: dict[str, RadarBuffer] = {}
+        self._odom = OdometryBuffer()
+        self._infos: deque[tuple[int, Any, np.ndarray, tuple[int, int]]] = deque(
+            maxlen=INFO_HISTORY)
+        self._images: deque[tuple[int, Any]] = deque(maxlen=PENDING_IMAGES)
+        self._pair_lock = threading.Lock()
+        self._mailbox: _Job | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._last_image_ns: int | None = None
+        self._last_colored = 0.0
+        self._last_log: dict[str, float] = {}
+        self._active = False
+        self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        period = float(self.get_parameter('diagnostics_period').value)
+        self._diag_timer = self.create_timer(period, self._publish_diagnostics)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            config = read_config(self)
+        except ValueError as exc:
+            self.get_logger().error(f'configure failed: invalid parameter: {exc}')
+            return _FAILURE
+        try:
+            estimator = pipeline.load_estimator(config.model_path, config.device,
+                                                config.precision)
+        except FileNotFoundError as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return _FAILURE
+        except Exception as exc:  # noqa: BLE001 - any loader error is a failed transition
+            self.get_logger().error(f'configure failed: cannot load model weights: '
+                                    f'{type(exc).__name__}: {exc}')
+            return _FAILURE
+        try:
+            extrinsics = self._make_extrinsics(config)
+        except (ValueError, FileNotFoundError) as exc:
+            self.get_logger().error(f'configure failed: {exc}')
+            return _FAILURE
+        self.config = config
+        self._estimator = estimator
+        self._extrinsics = extrinsics
+        self._pipeline = pipeline.FramePipeline(estimator, config.min_depth, config.max_depth)
+        info = estimator.describe() if hasattr(estimator, 'describe') else {}
+        self._model_name = str(info.get('variant', type(estimator).__name__))
+        self._create_publishers()
+        self.get_logger().info(
+            f'configured: model {self._model_name} on {getattr(estimator, "device", "?")} '
+            f'({config.precision}), radar topics {list(config.radar_topics)}, extrinsics '
+            f'{config.extrinsics_source}')
+        return _SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._create_subscriptions()
+        self._stop.clear()
+        self._worker = threading.Thread(target=self._work, name='rcdepth_worker', daemon=True)
+        self._worker.start()
+        self._active = True
+        self.get_logger().info('activated')
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_subscriptions()
+        self._stop_worker()
+        self._clear_buffers()
+        self.get_logger().info('deactivated')
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.get_logger().info('cleaned up')
+        return _SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._active = False
+        self._destroy_subscriptions()
+        self._stop_worker()
+        self._release()
+        return _SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.on_shutdown(state)
+        return _SUCCESS
+
+    def _make_extrinsics(self, config: NodeConfig) -> Any:
+        if config.extrinsics_source == 'tf':
+            if tf2_available():
+                return TfExtrinsics(self, config.base_frame)
+            self.get_logger().warning('extrinsics.source is tf but tf2_ros is not importable; '
+                                      'using the calibration file')
+        calibration = load_calibration(config.calibration_path) if config.calibration_path \
+            else None
+        return CalibrationExtrinsics(calibration, config.base_frame)
+
+    def _create_publishers(self) -> None:
+        qos = QoSProfile(depth=5)
+        self._pubs = {
+            'depth': self.create_lifecycle_publisher(Image, '~/output/depth', qos),
+            'uncertainty': self.create_lifecycle_publisher(Image, '~/output/uncertainty', qos),
+            'camera_info': self.create_lifecycle_publisher(CameraInfo, '~/output/camera_info',
+                                                           qos),
+            'colored': self.create_lifecycle_publisher(Image, '~/output/depth_colored', qos),
+            'processing_time': self.create_lifecycle_publisher(
+                Float32, '~/output/processing_time', qos),
+            'model_time': self.create_lifecycle_publisher(Float32, '~/output/model_time', qos),
+        }
+        if self.config.publish_points:
+            self._pubs['points'] = self.create_lifecycle_publisher(
+                PointCloud2, '~/output/points', qos)
+
+    def _create_subscriptions(self) -> None:
+        config = self.config
+        qos = QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=config.qos_depth,
+            reliability=(ReliabilityPolicy.RELIABLE if config.qos_reliability == 'reliable'
+                         else ReliabilityPolicy.BEST_EFFORT))
+        image_type = CompressedImage if config.image_type == 'compressed' else Image
+        self._subs = [
+            self.create_subscription(image_type, '~/input/image', self._on_image, qos),
+            self.create_subscription(CameraInfo, '~/input/camera_info', self._on_camera_info,
+                                     qos),
+        ]
+        self._radar = {}
+        for topic in config.radar_topics:
+            self._radar[topic] = RadarBuffer(config.radar_window, config.radar_max_sweeps,
+                                             config.time_jump_threshold)
+            self._subs.append(self.create_subscription(
+                PointCloud2, topic, lambda msg, t=topic: self._on_radar(t, msg), qos))
+        if config.odom_topic:
+            self._odom = OdometryBuffer(time_jump_s=config.time_jump_threshold)
+            self._subs.append(self.create_subscription(Odometry, config.odom_topic,
+                                                       self._on_odometry, qos))
+
+    def _destroy_subscriptions(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+
+    def _stop_worker(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=30.0)
+            self._worker = None
+
+    def _release(self) -> None:
+        for pub in self._pubs.values():
+            self.destroy_lifecycle_publisher(pub)
+        self._pubs = {}
+        if isinstance(self._extrinsics, TfExtrinsics):
+            self._extrinsics.close()
+        self._pipeline = self._estimator = self._extrinsics = None
+        self.config = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
+
+    def _clear_buffers(self) -> None:
+        with self._pair_lock:
+            self._infos.clear()
+            self._images.clear()
+            self._last_image_ns = None
+        for buffer in self._radar.values():
+            buffer.clear()
+        self._odom.clear()
+        with self._cond:
+            self._mailbox = None
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _bad(self, kind: str, reason: str) -> None:
+        """Count and log (throttled per kind) one skipped malformed input."""
+        self.stats.bad(kind)
+        now = time.monotonic()
+        if now - self._last_log.get(kind, -math.inf) >= LOG_THROTTLE_S:
+            self._last_log[kind] = now
+            self.get_logger().warning(f'skipped bad input ({kind}): {reason}')
+
+    def _on_image(self, msg: Any) -> None:
+        self.stats.input('image')
+        stamp = pipeline.stamp_to_ns(msg.header.stamp)
+        with self._pair_lock:
+            if self._last_image_ns is not None and (
+                    stamp < self._last_image_ns - int(self.config.time_jump_threshold * 1e9)):
+                self._time_jump(stamp)
+            self._last_image_ns = stamp
+            match = next((i for i in self._infos if i[0] == stamp), None)
+            if match is None:
+                self._images.append((stamp, msg))
+                return
+        self._submit(msg, match)
+
+    def _on_camera_info(self, msg: Any) -> None:
+        self.stats.input('camera_info')
+        try:
+            K, height, width = pipeline.decode_camera_info(msg)
+        except pipeline.BadInput as exc:
+            self._bad(exc.kind, exc.reason)
+            return
+        stamp = pipeline.stamp_to_ns(msg.header.stamp)
+        entry = (stamp, msg, K, (height, width))
+        with self._pair_lock:
+            self._infos.append(entry)
+            waiting = [m for s, m in self._images if s == stamp]
+            self._images = deque(((s, m) for s, m in self._images if s != stamp),
+                                 maxlen=PENDING_IMAGES)
+        for image in waiting:
+            self._submit(image, entry)
+
+    def _time_jump(self, stamp: int) -> None:
+        """Stamps went backwards (bag loop): forget everything buffered. Holds _pair_lock."""
+        self._bad('time_jump', f'image stamp {stamp * 1e-9:.3f} s is earlier than '
+                  f'{self._last_image_ns * 1e-9:.3f} s; buffers cleared')
+        # Keep the camera_info of this very image (it may have arrived just before it).
+        kept = [entry for entry in self._infos if entry[0] == stamp]
+        self._infos.clear()
+        self._infos.extend(kept)
+        self._images.clear()
+        for buffer in self._radar.values():
+            buffer.clear()
+        self._odom.clear()
+
+    def _on_radar(self, topic: str, msg: Any) -> None:
+        self.stats.input(topic)
+        config = self.config
+        try:
+            points = pipeline.decode_radar(
+                msg, config.radar_max_points, config.radar_invalid_states,
+                config.radar_dyn_props, config.radar_ambig_states)
+        except pipeline.BadInput as exc:
+            self._bad(exc.kind, f'{topic}: {exc.reason}')
+            return
+        if not msg.header.frame_id:
+            self._bad('unknown_frame', f'{topic}: empty frame_id')
+            return
+        sweep = RadarSweep(pipeline.stamp_to_ns(msg.header.stamp), msg.header.frame_id, points)
+        if self._radar[topic].add(sweep):
+            self._bad('time_jump', f'{topic}: stamp went backwards; radar buffer cleared')
+
+    def _on_odometry(self, msg: Any) -> None:
+        self.stats.input('odometry')
+        p, q = msg.pose.pose.position, msg.pose.pose.orientation
+        try:
+            pose = geometry.make_transform(np.array([q.w, q.x, q.y, q.z]),
+                                           np.array([p.x, p.y, p.z]))
+            jumped = self._odom.add(pipeline.stamp_to_ns(msg.header.stamp), pose)
+        except ValueError as exc:
+            self._bad('odometry', str(exc))
+            return
+        if jumped:
+            self._bad('time_jump', 'odometry stamp went backwards; odometry buffer cleared')
+
+    def _submit(self, image: Any, info: tuple[int, Any, np.ndarray, tuple[int, int]]) -> None:
+        job = _Job(image, info[1], info[2], info[3])
+        with self._cond:
+            if self._mailbox is not None:
+                self.stats.drop()
+            self._mailbox = job
+            self._cond.notify()
+
+    # ------------------------------------------------------------------ worker
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            with self._cond:
+                while self._mailbox is None and not self._stop.is_set():
+                    self._cond.wait(timeout=0.5)
+                job, self._mailbox = self._mailbox, None
+            if job is None:
+                continue
+            try:
+                self._process(job)
+            except pipeline.BadInput as exc:
+                self._bad(exc.kind, exc.reason)
+            except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
+                self._bad('inference', f'{type(exc).__name__}: {exc}')
+
+    def _camera_sweeps(self, camera_frame: str, stamp: int,
+                       sweeps: list[RadarSweep]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Radar sweeps with ``T_cam_from_radar`` at the image time (ego-motion compensated)."""
+        base = self.config.base_frame
+        out = []
+        for sweep in sweeps:
+            T = self._extrinsics.lookup(camera_frame, sweep.frame_id, stamp)
+            if T is None:
+                self._bad('unknown_frame', f'no transform {sweep.frame_id} -> {camera_frame}')
+                continue
+            if sweep.stamp_ns != stamp and len(self._odom):
+                motion = self._odom.motion(stamp, sweep.stamp_ns)
+                T_cam_from_base = self._extrinsics.lookup(camera_frame, base, stamp)
+                T_base_from_radar = self._extrinsics.lookup(base, sweep.frame_id, stamp)
+                if motion is not None and T_cam_from_base is not None and \
+                        T_base_from_radar is not None:
+                    T = T_cam_from_base @ motion @ T_base_from_radar
+            out.append((sweep.points, T))
+        return out
+
+    def _process(self, job: _Job) -> None:
+        config = self.config
+        start = time.perf_counter()
+        header = job.image.header
+        camera_frame = config.camera_frame or header.frame_id
+        if not camera_frame:
+            raise pipeline.BadInput('unknown_frame', 'image has an empty frame_id')
+        rgb = pipeline.decode_image(job.image, config.image_type == 'compressed')
+        stamp = pipeline.stamp_to_ns(header.stamp)
+        # Radar is chosen when the worker takes the frame, so a sweep that arrived just after
+        # the image (topics are not ordered against each other) is still used.
+        chosen = [s for buffer in self._radar.values() for s in buffer.select(stamp)]
+        sweeps = self._camera_sweeps(camera_frame, stamp, chosen)
+        frame = pipeline.make_frame(stamp, camera_frame, rgb, job.K, job.info_size, sweeps)
+        result = self._pipeline.process(frame)
+        self._publish(job, result)
+        total_ms = (time.perf_counter() - start) * 1e3
+        self._pubs['processing_time'].publish(Float32(data=float(total_ms)))
+        self._pubs['model_time'].publish(Float32(data=float(result.model_ms)))
+        self.stats.frame_done(total_ms, result.model_ms)
+
+    def _publish(self, job: _Job, result: pipeline.FrameResult) -> None:
+        header = job.image.header
+        self._pubs['depth'].publish(msgs.build_message(
+            Image, pipeline.depth_image_fields(result.depth), header=header))
+        self._pubs['uncertainty'].publish(msgs.build_message(
+            Image, pipeline.depth_image_fields(result.sigma), header=header))
+        info = copy.deepcopy(job.info)
+        info.header = header
+        self._pubs['camera_info'].publish(info)
+        colored = self._pubs['colored']
+        now = time.monotonic()
+        if self.config.publish_colored and colored.get_subscription_count() > 0 and (
+                now - self._last_colored >= 1.0 / self.config.colored_max_rate):
+            self._last_colored = now
+            bgr = pipeline.colorize_depth(result.depth, self.config.max_depth)
+            colored.publish(msgs.build_message(
+                Image, msgs.array_to_image_fields(bgr, 'bgr8'), header=header))
+        if 'points' in self._pubs:
+            points = pipeline.depth_to_points(result.depth, job.K, self.config.points_stride)
+            self._pubs['points'].publish(msgs.build_message(
+                PointCloud2, pipeline.points_cloud_fields(points), header=header))
+
+    # ------------------------------------------------------------------ diagnostics
+
+    def _publish_diagnostics(self) -> None:
+        estimator = self._estimator
+        extra = {
+            'model': self._model_name or 'not loaded',
+            'device': str(getattr(estimator, 'device', 'none')),
+            'precision': str(getattr(estimator, 'precision', 'none')),
+        }
+        status = diagnostic_status(self.stats.snapshot(), f'{self.get_name()}: depth',
+                                   self.get_fully_qualified_name(), extra, self._active)
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+def main(args: list[str] | None = None) -> int:
+    """Run ``rcdepth_node`` until shutdown; autostarts (configure + activate) by parameter."""
+    rclpy.init(args=args)
+    node = RcDepthNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    if node.get_parameter('autostart').value:
+        if node.trigger_configure() == _SUCCESS:
+            node.trigger_activate()
+        else:
+            node.get_logger().error('autostart: configure failed; waiting for a lifecycle '
+                                    'transition (fix the parameters, then configure again)')
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._active = False
+        node._destroy_subscriptions()
+        node._stop_worker()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,147 @@
+"""The launch file, evaluated with recording stand-ins for launch / launch_ros (not on PyPI)."""
+
+import importlib.util
+import os
+from pathlib import Path
+import re
+import sys
+import types
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCH_FILE = REPO / 'launch' / 'rcdepth.launch.py'
+
+
+class Recorded:
+    """Stand-in for any launch class: remembers its constructor arguments."""
+
+    def __init__(self, *args, **kwargs):
+        self.args = args
+        self.kwargs = kwargs
+
+
+STAND_INS = {
+    'launch': ['LaunchDescription'],
+    'launch.actions': ['DeclareLaunchArgument', 'ExecuteProcess', 'SetEnvironmentVariable'],
+    'launch.conditions': ['IfCondition'],
+    'launch.substitutions': ['LaunchConfiguration', 'PathJoinSubstitution', 'PythonExpression'],
+    'launch_ros': [],
+    'launch_ros.actions': ['Node'],
+    'launch_ros.substitutions': ['FindPackageShare'],
+}
+
+
+@pytest.fixture
+def launch_description(monkeypatch):
+    for module_name, class_names in STAND_INS.items():
+        module = types.ModuleType(module_name)
+        for name in class_names:
+            setattr(module, name, type(name, (Recorded,), {}))
+        monkeypatch.setitem(sys.modules, module_name, module)
+    spec = importlib.util.spec_from_file_location('rcdepth_launch', LAUNCH_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.generate_launch_description()
+
+
+def kind(obj):
+    return type(obj).__name__
+
+
+def resolve(value, args):
+    """Evaluate stand-in substitutions as launch would; the package share dir is the repo."""
+    if isinstance(value, (list, tuple)):
+        return type(value)(resolve(v, args) for v in value)
+    if isinstance(value, dict):
+        return {k: resolve(v, args) for k, v in value.items()}
+    if not isinstance(value, Recorded):
+        return value
+    name = kind(value)
+    if name == 'LaunchConfiguration':
+        return args[value.args[0]]
+    if name == 'FindPackageShare':
+        assert value.args[0] == 'rcdepth_ros'
+        return str(REPO)
+    if name == 'PathJoinSubstitution':
+        return os.path.join(*resolve(value.args[0], args))
+    if name == 'PythonExpression':
+        return str(eval(''.join(resolve(value.args[0], args))))  # noqa: S307 - launch semantics
+    if name == 'IfCondition':
+        return resolve(value.args[0], args).lower() in ('true', '1')
+    raise AssertionError(f'unexpected substitution {name}')
+
+
+def evaluate(description, **overrides):
+    actions = description.args[0]
+    declared = {a.args[0]: a.kwargs['default_value'] for a in actions
+                if kind(a) == 'DeclareLaunchArgument'}
+    assert set(overrides) <= set(declared)
+    args = {k: resolve(v, {}) if isinstance(v, Recorded) else v for k, v in declared.items()}
+    args.update(overrides)
+    return actions, args
+
+
+def _nodes(actions, executable):
+    return [a for a in actions if kind(a) == 'Node' and a.kwargs['executable'] == executable]
+
+
+def test_every_argument_is_declared_described_and_used(launch_description):
+    actions, args = evaluate(launch_description)
+    for action in actions:
+        if kind(action) == 'DeclareLaunchArgument':
+            assert action.kwargs['description'], action.args[0]
+    source = LAUNCH_FILE.read_text()
+    used = set(re.findall(r"arg\['(\w+)'\]", source))
+    assert used == set(args)
+
+
+def test_node_action_parameters_remaps_and_environment(launch_description):
+    actions, args = evaluate(launch_description, namespace='car1',
+                             image_topic='/cam/image_raw', camera_info_topic='/cam/info')
+    env = [a for a in actions if kind(a) == 'SetEnvironmentVariable']
+    assert [e.args for e in env] == [('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')]
+    (node,) = _nodes(actions, 'rcdepth_node')
+    assert actions.index(env[0]) < actions.index(node)  # the node inherits the variable
+    assert node.kwargs['package'] == 'rcdepth_ros'
+    assert "'rcdepth_node = rcdepth_ros.ros.node:main'" in (REPO / 'setup.py').read_text()
+    assert resolve(node.kwargs['namespace'], args) == 'car1'
+    assert resolve(node.kwargs['remappings'], args) == [
+        ('~/input/image', '/cam/image_raw'), ('~/input/camera_info', '/cam/info')]
+    params_file, overrides = resolve(node.kwargs['parameters'], args)  # file, then overrides
+    assert Path(params_file) == REPO / 'config' / 'rcdepth.yaml'
+    assert '/**' in yaml.safe_load(Path(params_file).read_text())
+    assert overrides == {'use_sim_time': 'false'}
+
+
+def test_bag_playback_and_rviz_are_optional(launch_description):
+    actions, args = evaluate(launch_description)
+    (bag,) = [a for a in actions if kind(a) == 'ExecuteProcess']
+    (rviz,) = _nodes(actions, 'rviz2')
+    assert resolve(bag.kwargs['condition'], args) is False
+    assert resolve(rviz.kwargs['condition'], args) is False
+
+    actions, args = evaluate(launch_description, bag='/data/scene-0061', rviz='true',
+                             use_sim_time='true')
+    assert resolve(bag.kwargs['condition'], args) is True
+    assert resolve(bag.kwargs['cmd'], args) == [
+        'ros2', 'bag', 'play', '/data/scene-0061', '--clock', '--loop']
+    assert resolve(rviz.kwargs['condition'], args) is True
+    rviz_args = resolve(rviz.kwargs['arguments'], args)
+    assert rviz_args[0] == '-d' and Path(rviz_args[1]) == REPO / 'config' / 'rcdepth.rviz'
+    (node,) = _nodes(actions, 'rcdepth_node')
+    assert resolve(node.kwargs['parameters'], args)[1] == {'use_sim_time': 'true'}
+
+
+def test_rviz_config_shows_the_node_outputs():
+    config = yaml.safe_load((REPO / 'config' / 'rcdepth.rviz').read_text())
+    displays = config['Visualization Manager']['Displays']
+    classes = {d['Class'] for d in displays}
+    assert {'rviz_default_plugins/Image', 'rviz_default_plugins/PointCloud2',
+            'rviz_default_plugins/DepthCloud'} <= classes
+    topics = {d['Topic']['Value'] for d in displays if 'Topic' in d}
+    assert {'/rcdepth_node/output/depth_colored', '/rcdepth_node/output/uncertainty',
+            '/RADAR_FRONT'} <= topics
+    depth_cloud = next(d for d in displays if d['Class'].endswith('DepthCloud'))
+    assert depth_cloud['Depth Map Topic'] == '/rcdepth_node/output/depth'
