@@ -34,7 +34,7 @@ from .. import geometry, msgs, pipeline
 from .diagnostics import NodeStats, diagnostic_status
 from .extrinsics import CalibrationExtrinsics, TfExtrinsics, load_calibration, tf2_available
 from .params import NodeConfig, declare_parameters, read_config
-from .radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep
+from .radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep, sweeps_in_camera
 
 NODE_NAME = 'rcdepth_node'
 # camera_info messages kept for pairing, images kept while their camera_info is late.
@@ -358,22 +358,9 @@ class RcDepthNode(LifecycleNode):
     def _camera_sweeps(self, camera_frame: str, stamp: int,
                        sweeps: list[RadarSweep]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Radar sweeps with ``T_cam_from_radar`` at the image time (ego-motion compensated)."""
-        base = self.config.base_frame
-        out = []
-        for sweep in sweeps:
-            T = self._extrinsics.lookup(camera_frame, sweep.frame_id, stamp)
-            if T is None:
-                self._bad('unknown_frame', f'no transform {sweep.frame_id} -> {camera_frame}')
-                continue
-            if sweep.stamp_ns != stamp and len(self._odom):
-                motion = self._odom.motion(stamp, sweep.stamp_ns)
-                T_cam_from_base = self._extrinsics.lookup(camera_frame, base, stamp)
-                T_base_from_radar = self._extrinsics.lookup(base, sweep.frame_id, stamp)
-                if motion is not None and T_cam_from_base is not None and \
-                        T_base_from_radar is not None:
-                    T = T_cam_from_base @ motion @ T_base_from_radar
-            out.append((sweep.points, T))
-        return out
+        return sweeps_in_camera(self._extrinsics, self._odom, camera_frame,
+                                self.config.base_frame, stamp, sweeps,
+                                on_unknown=lambda reason: self._bad('unknown_frame', reason))
 
     def _process(self, job: _Job) -> None:
         config = self.config

@@ -11,6 +11,7 @@ import bisect
 from collections import deque
 from dataclasses import dataclass
 import threading
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -142,3 +143,32 @@ class OdometryBuffer:
         if pose_to is None or pose_from is None:
             return None
         return geometry.invert_transform(pose_to) @ pose_from
+
+
+def sweeps_in_camera(extrinsics: Any, odom: OdometryBuffer, camera_frame: str, base_frame: str,
+                     stamp_ns: int, sweeps: Sequence[RadarSweep],
+                     on_unknown: Callable[[str], None] | None = None,
+                     ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(points, T_cam_from_radar)`` of each sweep at the image time ``stamp_ns``.
+
+    ``T = T_cam_from_base @ T_base(t_img)_from_base(t_radar) @ T_base_from_radar``, the ego
+    motion from ``odom`` when it covers both times, else identity. ``extrinsics`` answers
+    ``lookup(target, source, stamp_ns)``. Sweeps of an unknown frame are left out and
+    reported to ``on_unknown``. Shared by ``rcdepth_node`` and ``rcdepth infer-bag``.
+    """
+    out = []
+    for sweep in sweeps:
+        T = extrinsics.lookup(camera_frame, sweep.frame_id, stamp_ns)
+        if T is None:
+            if on_unknown is not None:
+                on_unknown(f'no transform {sweep.frame_id} -> {camera_frame}')
+            continue
+        if sweep.stamp_ns != stamp_ns and len(odom):
+            motion = odom.motion(stamp_ns, sweep.stamp_ns)
+            T_cam_from_base = extrinsics.lookup(camera_frame, base_frame, stamp_ns)
+            T_base_from_radar = extrinsics.lookup(base_frame, sweep.frame_id, stamp_ns)
+            if motion is not None and T_cam_from_base is not None and \
+                    T_base_from_radar is not None:
+                T = T_cam_from_base @ motion @ T_base_from_radar
+        out.append((sweep.points, T))
+    return out

@@ -1,0 +1,46 @@
+"""``rcdepth infer-bag``: depth and uncertainty for every image of a bag, without ROS."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = 'infer-bag'
+HELP = ('Run the rcdepth_node frame pipeline over a bag without ROS (same radar pairing, '
+        'ego-motion compensation and model) and write /<camera>/depth, /<camera>/uncertainty '
+        '(32FC1), /<camera>/depth_colored (bgr8) and /<camera>/camera_info to a new bag.')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('input', help='input rosbag2 directory (e.g. from nuscenes2bag)')
+    parser.add_argument('output', help='output bag directory to create')
+    parser.add_argument('--model', default=None,
+                        help='weights path without suffix (default: shipped demo weights)')
+    parser.add_argument('--camera', default='CAM_FRONT', help='camera channel')
+    parser.add_argument('--radars', nargs='*', default=['RADAR_FRONT'],
+                        help='radar channels or topics (none: camera only)')
+    parser.add_argument('--calibration', default=None,
+                        help="calibration YAML (default: the bag's calibration.yaml, "
+                             'else /tf_static)')
+    parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    parser.add_argument('--window', type=float, default=0.1,
+                        help='seconds of radar before the image time (node: radar.window)')
+    parser.add_argument('--max-sweeps', type=int, default=1,
+                        help='newest sweeps per radar (node: radar.max_sweeps)')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing bag')
+    parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..bags.infer_bag import infer_bag
+
+    summary = infer_bag(args.input, args.output, model=args.model, camera=args.camera,
+                        radars=tuple(args.radars), device=args.device,
+                        overwrite=args.overwrite, progress=not args.no_progress,
+                        calibration=args.calibration, window=args.window,
+                        max_sweeps=args.max_sweeps)
+    skipped = ', '.join(f'{k} {v}' for k, v in sorted(summary['skipped'].items()))
+    print(f'rcdepth infer-bag: {summary["frames"]} of {summary["images"]} images -> '
+          f'{summary["bag"]} (model {summary["model_ms_mean"]:.0f} ms/frame, radar points '
+          f'{summary["radar_points_mean"]:.0f}/frame, calibration {summary["calibration"]}, '
+          f'ego motion {summary["ego_motion"]})' + (f'; skipped: {skipped}' if skipped else ''))
+    return 0
