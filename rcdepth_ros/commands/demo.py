@@ -1,0 +1,66 @@
+"""``rcdepth demo``: synthetic world (or nuScenes) -> bag -> live node -> depth bag + picture."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = 'demo'
+HELP = ('One-command demo: build a small synthetic world (or take a nuScenes scene), convert '
+        'it to a ROS 2 bag, start rcdepth_node, replay the bag into it, record its depth and '
+        'uncertainty into OUT/depth_bag, and write OUT/demo.png (image | radar | depth | '
+        'uncertainty | error vs LiDAR) and OUT/metrics.json (SPEC 5 metrics vs LiDAR).')
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--out', default='out/demo',
+                        help='output folder (new or empty; out/ is git-ignored in the repo)')
+    parser.add_argument('--quick', action='store_true',
+                        help='a shorter scene at a smaller image size (about a minute on 2 '
+                             'CPU cores)')
+    parser.add_argument('--nuscenes', default=None, metavar='DIR',
+                        help='use this nuScenes dataroot instead of a synthetic world')
+    parser.add_argument('--scene', default=None,
+                        help='scene name with --nuscenes; None = the first scene')
+    parser.add_argument('--version', default=None,
+                        help='nuScenes table version with --nuscenes, e.g. v1.0-mini; '
+                             'None = the only one in DIR')
+    parser.add_argument('--model', default=None, metavar='PATH',
+                        help='weights path without suffix (PATH.safetensors + PATH.json); '
+                             'None = the shipped models/xdrcdepth_demo')
+    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
+                        help='inference device of the node')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic world')
+    parser.add_argument('--rate', type=float, default=1.0,
+                        help='replay rate (1 = recorded speed); replay also pauses after each '
+                             'camera keyframe until its depth is back')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS_DOMAIN_ID of the run; None = 101 + pid %% 100')
+    parser.add_argument('--timeout', type=float, default=120.0,
+                        help='seconds to wait for the depth of one keyframe')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace the outputs of an earlier demo in --out')
+    parser.add_argument('--no-progress', action='store_true', help='hide progress bars')
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..cli import CommandError
+    from ..demo import DemoError, DemoOptions, print_report, run_demo
+
+    if args.domain_id is not None and not 0 <= args.domain_id <= 232:
+        raise ValueError(f'--domain-id must lie in [0, 232], got {args.domain_id}')
+    if args.timeout <= 0:
+        raise ValueError(f'--timeout must be > 0, got {args.timeout}')
+    options = DemoOptions(
+        out=Path(args.out), quick=args.quick,
+        nuscenes=Path(args.nuscenes) if args.nuscenes else None, scene=args.scene,
+        version=args.version, model=args.model, overwrite=args.overwrite, seed=args.seed,
+        device=args.device, rate=args.rate, domain_id=args.domain_id,
+        frame_timeout=args.timeout, progress=not args.no_progress)
+    try:
+        report = run_demo(options)
+    except DemoError as exc:
+        raise CommandError(str(exc)) from None
+    print_report(report)
+    return 0

@@ -1,0 +1,218 @@
+"""The demo picture: image | radar overlay | depth | uncertainty | |error| vs LiDAR.
+
+One row per keyframe (the first is the representative one), five panels a row, each with a
+title and, under it, a colour bar in metres. Depth is the node's colour map
+(:func:`rcdepth_ros.pipeline.colorize_depth`: inverse depth, turbo, scaled to the image's
+nearest depth); the radar points use the very same mapping, so a radar point and the depth
+under it have the same colour when they agree. Rendered with matplotlib's Agg canvas (no
+display, no pyplot state); the pixel size is fixed by :func:`figure_size`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import tempfile
+from typing import Sequence
+
+import numpy as np
+
+from .. import geometry
+from ..pipeline import colorize_depth
+
+PANELS = ('image', 'radar', 'depth', 'uncertainty', 'error')
+PANEL_WIDTH_IN = 3.6  # inches per panel
+COLORBAR_IN = 0.75  # inches under each image for the colour bar and its label
+TITLE_IN = 0.35  # inches above each image for the panel titles
+HEADER_IN = 0.45  # inches for the figure title
+DPI = 100
+ERROR_RANGE = 80.0  # metres: LiDAR points beyond are not shown (the 0-80 m protocol)
+_DEPTH_TICKS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+
+
+@dataclass(frozen=True)
+class FigureRow:
+    """One keyframe of the picture (all arrays at the image resolution).
+
+    ``rgb`` uint8 (H, W, 3); ``K`` (3, 3); ``radar_points`` (N, 6) camera frame;
+    ``depth``/``sigma`` float32 (H, W) metres, NaN where invalid; ``lidar_depth`` float32
+    (H, W), 0 = no return.
+    """
+
+    label: str
+    rgb: np.ndarray
+    K: np.ndarray
+    radar_points: np.ndarray
+    depth: np.ndarray
+    sigma: np.ndarray
+    lidar_depth: np.ndarray
+
+
+def figure_size(rows: int, height: int, width: int, dpi: int = DPI) -> tuple[int, int]:
+    """Pixel size ``(width, height)`` of the PNG for ``rows`` keyframes of ``height x width``."""
+    if rows < 1 or height < 1 or width < 1:
+        raise ValueError(f'need rows, height and width >= 1, got {rows}, {height}, {width}')
+    width_in, height_in = _figure_inches(rows, height, width)
+    return int(round(width_in * dpi)), int(round(height_in * dpi))
+
+
+def _figure_inches(rows: int, height: int, width: int) -> tuple[float, float]:
+    image_in = PANEL_WIDTH_IN * height / width
+    return (len(PANELS) * PANEL_WIDTH_IN,
+            HEADER_IN + rows * (TITLE_IN + image_in + COLORBAR_IN))
+
+
+def inverse_depth_scale(depth: np.ndarray, max_depth: float) -> float:
+    """Return the normaliser of :func:`colorize_depth`: the image's largest inverse depth."""
+    valid = np.isfinite(depth) & (depth > 0)
+    if not valid.any():
+        return 1.0
+    return max(float((1.0 / np.maximum(depth[valid], 1e-3)).max()), 1.0 / max_depth)
+
+
+def _in_image(points: np.ndarray, K: np.ndarray, height: int, width: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Projected ``uv (M, 2)`` and ``depth (M,)`` of the points that land in the image."""
+    if points.shape[0] == 0:
+        return np.zeros((0, 2)), np.zeros(0)
+    uv, depth = geometry.project_points(points[:, :3], K)
+    keep = geometry.in_image_mask(uv, depth, height, width)
+    return uv[keep], depth[keep]
+
+
+def _error_points(depth: np.ndarray, lidar_depth: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and |error| of LiDAR pixels, prediction clamped as in SPEC 5."""
+    rows, cols = np.nonzero((lidar_depth > 1e-3) & (lidar_depth <= ERROR_RANGE))
+    gt = lidar_depth[rows, cols].astype(np.float64)
+    pred = np.nan_to_num(depth[rows, cols].astype(np.float64), nan=1e-3, posinf=ERROR_RANGE)
+    return rows, cols, np.abs(np.clip(pred, 1e-3, ERROR_RANGE) - gt)
+
+
+def _depth_colorbar(fig, cax, scale: float) -> None:
+    from matplotlib import cm, colors
+
+    mappable = cm.ScalarMappable(norm=colors.Normalize(0.0, 1.0), cmap='turbo')
+    bar = fig.colorbar(mappable, cax=cax, orientation='horizontal')
+    # The right end is the nearest depth of the image (1 / scale); round depths to the left,
+    # skipping those that would crowd their neighbour.
+    positions, labels = [1.0], [f'{1.0 / scale:.1f}' if scale > 0.1 else f'{1.0 / scale:.0f}']
+    for d in _DEPTH_TICKS:
+        pos = 1.0 / (d * scale)
+        if 0.02 <= pos <= positions[-1] - 0.1:
+            positions.append(pos)
+            labels.append(f'{d:g}')
+    bar.set_ticks(positions)
+    bar.set_ticklabels(labels)
+    bar.set_label('depth (m), inverse scale')
+
+
+def _draw_row(fig, axes, caxes, row: FigureRow, max_depth: float) -> None:
+    height, width = row.depth.shape
+    dim = (row.rgb.astype(np.float32) * 0.45).astype(np.uint8)
+    scale = inverse_depth_scale(row.depth, max_depth)
+    from matplotlib import colormaps
+
+    turbo = colormaps['turbo']
+
+    ax = axes[0]
+    ax.imshow(row.rgb)
+    ax.set_title(f'image  {row.label}', fontsize=9)
+    caxes[0].axis('off')
+
+    ax = axes[1]
+    ax.imshow(dim)
+    uv, radar_depth = _in_image(row.radar_points, row.K, height, width)
+    ax.scatter(uv[:, 0], uv[:, 1], s=14, c=turbo(np.clip(1.0 / (radar_depth * scale), 0, 1)),
+               edgecolors='white', linewidths=0.3)
+    ax.set_title(f'radar overlay ({len(radar_depth)} points in view)', fontsize=9)
+    _depth_colorbar(fig, caxes[1], scale)
+
+    ax = axes[2]
+    ax.imshow(np.ascontiguousarray(colorize_depth(row.depth, max_depth)[:, :, ::-1]))
+    finite = np.isfinite(row.depth)
+    ax.set_title(f'depth ({100.0 * finite.mean():.0f} % valid)', fontsize=9)
+    _depth_colorbar(fig, caxes[2], scale)
+
+    ax = axes[3]
+    sigma = np.where(np.isfinite(row.sigma), row.sigma, np.nan)
+    top = float(np.nanpercentile(sigma, 95)) if np.isfinite(sigma).any() else 1.0
+    cmap = colormaps['magma'].with_extremes(bad='black')
+    image = ax.imshow(np.ma.masked_invalid(sigma), cmap=cmap, vmin=0.0, vmax=max(top, 1e-3))
+    ax.set_title('uncertainty σ', fontsize=9)
+    fig.colorbar(image, cax=caxes[3], orientation='horizontal').set_label('σ (m)')
+
+    ax = axes[4]
+    ax.imshow(dim)
+    rows, cols, err = _error_points(row.depth, row.lidar_depth)
+    top = max(1.0, float(np.percentile(err, 95))) if err.size else 1.0
+    points = ax.scatter(cols, rows, s=2, c=err, cmap='RdYlGn_r', vmin=0.0, vmax=top,
+                        linewidths=0)
+    mae = f'MAE {err.mean():.2f} m' if err.size else 'no LiDAR'
+    ax.set_title(f'|error| vs LiDAR ({err.size} points, {mae})', fontsize=9)
+    fig.colorbar(points, cax=caxes[4], orientation='horizontal').set_label('|error| (m)')
+    for ax in axes:
+        ax.set_anchor('S')  # sit on the colour bar; the title takes the space above
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+
+def render_figure(rows: Sequence[FigureRow], path: str | os.PathLike[str], title: str = '',
+                  max_depth: float = 100.0) -> list[list[tuple[int, int, int, int]]]:
+    """Draw the keyframes into a PNG at ``path`` (written atomically).
+
+    Returns where each panel's image lies in the PNG: per row, per panel of :data:`PANELS`,
+    ``(left, top, right, bottom)`` pixels (top-left origin, right/bottom exclusive).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not rows:
+        raise ValueError('the figure needs at least one keyframe')
+    height, width = rows[0].depth.shape
+    for row in rows:
+        if row.depth.shape != (height, width) or row.rgb.shape[:2] != (height, width):
+            raise ValueError('every row of the figure needs images of the same size')
+    width_in, height_in = _figure_inches(len(rows), height, width)
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
+    canvas = FigureCanvasAgg(fig)
+    image_in = PANEL_WIDTH_IN * height / width
+    ratios = [TITLE_IN + image_in, COLORBAR_IN] * len(rows)
+    top = 1.0 - HEADER_IN / height_in
+    grid = fig.add_gridspec(2 * len(rows), len(PANELS), height_ratios=ratios, left=0.01,
+                            right=0.99, bottom=0.0, top=top, wspace=0.05, hspace=0.0)
+    all_axes = []
+    for i, row in enumerate(rows):
+        axes = [fig.add_subplot(grid[2 * i, j]) for j in range(len(PANELS))]
+        all_axes.append(axes)
+        caxes = []
+        for j in range(len(PANELS)):
+            # The bar takes the middle of its slot: ticks and label need the rest.
+            slot = grid[2 * i + 1, j].subgridspec(3, 3, height_ratios=[0.1, 0.2, 0.7],
+                                                  width_ratios=[0.05, 0.9, 0.05])
+            caxes.append(fig.add_subplot(slot[1, 1]))
+        _draw_row(fig, axes, caxes, row, max_depth)
+    if title:
+        fig.suptitle(title, fontsize=11, y=1.0 - 0.1 * HEADER_IN / height_in, va='top')
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + '.', suffix='.partial', dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=DPI, format='png')
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    renderer = canvas.get_renderer()
+    total_h = int(round(height_in * DPI))
+    boxes = []
+    for axes in all_axes:
+        boxes.append([])
+        for ax in axes:
+            box = ax.get_window_extent(renderer)  # display pixels, bottom-left origin
+            boxes[-1].append((int(round(box.x0)), total_h - int(round(box.y1)),
+                              int(round(box.x1)), total_h - int(round(box.y0))))
+    return boxes

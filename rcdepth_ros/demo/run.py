@@ -1,0 +1,528 @@
+"""``rcdepth demo``: world -> bag -> live node -> depth bag, picture and metrics, in one call.
+
+Steps (each reuses the project's own tool for it):
+
+1. a small synthetic world (:func:`rcdepth_ros.data.sim.build_world`), or a real nuScenes
+   dataroot and scene;
+2. the scene as an MCAP bag with its calibration sidecar
+   (:func:`rcdepth_ros.bags.nuscenes2bag.convert`);
+3. ``rcdepth_node`` as a process (:class:`rcdepth_ros.ros.harness.NodeProcess`) with a params
+   file written here: compressed images, ``/RADAR_FRONT``, ``/odom``, extrinsics from the
+   sidecar, reliable input QoS, on a private ``ROS_DOMAIN_ID`` with Fast DDS LARGE_DATA;
+4. the bag replayed into it (:func:`rcdepth_ros.bags.replay.replay`) at the recorded rate,
+   ``/CAM_FRONT/*`` remapped onto the node's inputs. Replay pauses after every camera
+   keyframe until the node's depth of that keyframe is back, so every keyframe gets an
+   output whatever the machine's speed (other images are served as the node keeps up);
+5. the node's outputs recorded into ``OUT/depth_bag`` (:mod:`.recorder`);
+6. ``OUT/demo.png`` (:mod:`.figure`) and 7. ``OUT/metrics.json`` (:mod:`.metrics`: SPEC 5
+   against single-scan LiDAR of every keyframe).
+
+The node process is always stopped (SIGINT, then SIGKILL), whatever fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+import json
+import os
+from pathlib import Path
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any, Iterator
+
+from .. import pipeline
+
+CAMERA = 'CAM_FRONT'
+RADAR = 'RADAR_FRONT'
+NODE = '/rcdepth_node'
+SIM_VERSION = 'v1.0-sim'
+
+# Names of everything the demo writes under OUT.
+WORLD_DIR = 'world'
+BAG_DIR = 'bag'
+DEPTH_BAG = 'depth_bag'
+FIGURE = 'demo.png'
+METRICS = 'metrics.json'
+NODE_LOG = 'node.log'
+PARAMS = 'node_params.yaml'
+PRODUCTS = (WORLD_DIR, BAG_DIR, DEPTH_BAG, FIGURE, METRICS, NODE_LOG, PARAMS)
+
+WEIGHTS_HINT = ('the demo weights ship with the repository as models/xdrcdepth_demo.safetensors '
+                '+ .json (restore them from a fresh clone), or pass --model PATH to weights '
+                'written by `rcdepth export` / rcdepth_ros.models.save_weights')
+
+
+class DemoError(RuntimeError):
+    """A demo step failed in a way the user can act on (one line)."""
+
+
+@dataclass(frozen=True)
+class WorldSize:
+    """Synthetic world of the demo: scene length, image scale, camera sweeps or not."""
+
+    duration: float
+    image_scale: float
+    camera_sweeps: bool
+
+
+FULL = WorldSize(duration=8.0, image_scale=0.4, camera_sweeps=True)
+QUICK = WorldSize(duration=3.0, image_scale=0.2, camera_sweeps=False)
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Inputs of :func:`run_demo` (the ``rcdepth demo`` arguments)."""
+
+    out: Path
+    quick: bool = False
+    nuscenes: Path | None = None
+    scene: str | None = None
+    version: str | None = None
+    model: str | None = None
+    overwrite: bool = False
+    seed: int = 0
+    device: str = 'auto'
+    rate: float = 1.0
+    domain_id: int | None = None
+    frame_timeout: float = 120.0
+    figure_rows: int = 3
+    progress: bool = True
+
+
+def _say(message: str) -> None:
+    print(f'rcdepth demo: {message}', flush=True)
+
+
+# ----------------------------------------------------------------------------- checks
+
+def check_output(out: Path, overwrite: bool) -> None:
+    """Refuse a non-empty OUT unless ``overwrite``; then remove the demo's earlier products."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f'--out {out} exists and is not a folder')
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f'--out {out} exists and is not empty (use --overwrite to replace '
+                             'the demo outputs in it)')
+        world = out / WORLD_DIR
+        if world.exists() and not (world / 'sim.json').is_file() and any(world.iterdir()):
+            raise ValueError(f'{world} is not a synthetic world written by the demo; '
+                             'refusing to replace it')
+        shutil.rmtree(world, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def check_model(model: str | None) -> tuple[Path, dict[str, Any]]:
+    """Weights path and its JSON description; one-line errors for missing or unreadable ones."""
+    try:
+        path = pipeline.resolve_model_path(model)
+    except FileNotFoundError as exc:
+        if model:
+            raise
+        raise FileNotFoundError(f'{exc}; {WEIGHTS_HINT}') from None
+    json_path = path.with_suffix('.json')
+    try:
+        description = json.loads(json_path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f'cannot read model description {json_path}: {exc}') from None
+    if not isinstance(description, dict) or 'variant' not in description:
+        raise ValueError(f'{json_path} is not an rcdepth_ros model description (no variant)')
+    # The header alone (no torch here): a truncated file fails now, not after the world build.
+    from safetensors import SafetensorError, safe_open
+
+    weights = path.with_suffix('.safetensors')
+    try:
+        with safe_open(str(weights), framework='np') as f:
+            if not list(f.keys()):
+                raise ValueError(f'{weights} holds no tensors')
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f'corrupt weights file {weights}: {exc}') from None
+    return path, description
+
+
+def check_inputs(options: DemoOptions) -> tuple[str, str] | None:
+    """Validate the nuScenes inputs early; ``(version, scene)`` for --nuscenes, else None."""
+    from .scene import check_scene, resolve_version
+
+    if options.nuscenes is None:
+        if options.scene or options.version:
+            raise ValueError('--scene and --version need --nuscenes DIR')
+        return None
+    version = resolve_version(options.nuscenes, options.version)
+    return version, check_scene(options.nuscenes, version, options.scene)
+
+
+# ----------------------------------------------------------------------------- steps
+
+def build_demo_world(out: Path, size: WorldSize, seed: int, progress: bool) -> Path:
+    """One day scene with CAM_FRONT, RADAR_FRONT and LIDAR_TOP; returns the dataroot."""
+    from ..data.sim.writer import SimConfig, build_world
+
+    config = SimConfig(scenes=1, seed=seed, night_fraction=0.0, image_scale=size.image_scale,
+                       duration=size.duration, version=SIM_VERSION, cameras=(CAMERA,),
+                       camera_sweeps=(CAMERA,) if size.camera_sweeps else (),
+                       radars=(RADAR,))
+    return build_world(config, out, workers=min(2, os.cpu_count() or 1), progress=progress)
+
+
+def node_parameters(model: Path, calibration: Path, device: str) -> dict[str, Any]:
+    """Parameters of the demo's ``rcdepth_node`` (ROS names; see ``config/rcdepth.yaml``)."""
+    return {
+        'model_path': str(model), 'device': device, 'image_type': 'compressed',
+        'radar_topics': [f'/{RADAR}'], 'odom_topic': '/odom',
+        'extrinsics.source': 'calibration', 'extrinsics.calibration_path': str(calibration),
+        # Replay catches up in bursts after each keyframe pause: keep everything queued.
+        'qos.reliability': 'reliable', 'qos.depth': 200,
+        'output.colored': True, 'output.colored_max_rate': 1000.0,
+        'diagnostics_period': 0.1,  # the replay pacing reads the node's input counters
+    }
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables of this process for the block (rclpy reads them at init)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class _Session:
+    """The demo's rclpy context, node and executor thread (outputs recorder, replay pacing)."""
+
+    def __init__(self, domain_id: int) -> None:
+        import warnings
+
+        import rclpy
+        from rclpy.context import Context
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = Context()
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', DeprecationWarning)
+            rclpy.init(context=self.context, domain_id=domain_id)
+            self.node = rclpy.create_node(f'rcdepth_demo_{os.getpid()}', context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, name='rcdepth_demo_spin',
+                                        daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+
+        with contextlib.suppress(ExternalShutdownException):
+            self.executor.spin()
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self._thread.join(timeout=10.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+
+
+def _configure_failure(log: str) -> str | None:
+    for line in log.splitlines():
+        if 'configure failed' in line:
+            return line.split(']: ', 1)[-1].strip()
+    return None
+
+
+def _wait_for_node(session: _Session, proc: Any, recorder: Any, timeout: float,
+                   log_path: Path) -> None:
+    """Until the node is active (subscribed to its inputs) and its outputs are matched."""
+    deadline = time.monotonic() + timeout
+    topics = (f'{NODE}/input/image', f'{NODE}/input/camera_info', f'/{RADAR}')
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise DemoError(f'rcdepth_node exited with code {proc.proc.returncode} while '
+                            f'starting; see {log_path}')
+        failure = _configure_failure(proc.log())
+        if failure:
+            raise DemoError(f'rcdepth_node could not start: {failure}')
+        if all(session.node.count_subscribers(t) > 0 for t in topics) and recorder.connected():
+            return
+        time.sleep(0.1)
+    raise DemoError(f'rcdepth_node did not become active within {timeout:.0f} s; '
+                    f'see {log_path}')
+
+
+class _Pacer:
+    """``on_message`` of the replay: makes every keyframe's input and output deterministic.
+
+    Before a keyframe's image goes out (i.e. after its camera_info) it waits until the node
+    reports, in ``/diagnostics``, that it has taken in every radar sweep and odometry message
+    published so far: the node picks radar and ego motion when its worker takes the frame,
+    so a sweep still queued in the node's executor would otherwise be missed by chance.
+    After the image it waits for the keyframe's depth, so nothing overwrites it in the
+    node's one-frame mailbox. ``counters`` maps bag topics to the node's diagnostics names.
+    """
+
+    SYNC_TIMEOUT_S = 10.0
+
+    def __init__(self, recorder: Any, keyframes: set[int], image_topic: str, info_topic: str,
+                 counters: dict[str, str], proc: Any, timeout: float, log_path: Path) -> None:
+        self.recorder, self.keyframes = recorder, keyframes
+        self.image_topic, self.info_topic, self.counters = image_topic, info_topic, counters
+        self.proc, self.timeout, self.log_path = proc, timeout, log_path
+        self.published: dict[str, int] = {}
+        self.images = 0
+        self.unsynced = 0
+
+    def _sync(self) -> None:
+        deadline = time.monotonic() + self.SYNC_TIMEOUT_S
+        while time.monotonic() < deadline and self.proc.alive():
+            diag = self.recorder.diagnostics
+            if all(int(diag.get(f'received {name}', 0)) >= self.published.get(topic, 0)
+                   for topic, name in self.counters.items()):
+                return
+            time.sleep(0.01)
+        self.unsynced += 1  # the keyframe still gets served, maybe without its newest sweep
+
+    def __call__(self, topic: str, msgtype: str, stamp_ns: int, *_: Any) -> None:
+        self.published[topic] = self.published.get(topic, 0) + 1
+        if topic == self.info_topic and stamp_ns in self.keyframes:
+            self._sync()
+        if topic != self.image_topic:
+            return
+        self.images += 1
+        if stamp_ns not in self.keyframes:
+            return
+        if not self.recorder.wait_for(stamp_ns, self.timeout, alive=self.proc.alive):
+            state = 'exited' if not self.proc.alive() else 'sent nothing back'
+            raise DemoError(f'no depth for the keyframe at {stamp_ns * 1e-9:.3f} s within '
+                            f'{self.timeout:.0f} s (rcdepth_node {state}); see '
+                            f'{self.log_path}')
+
+
+def _drain(recorder: Any, images: int, timeout: float) -> None:
+    """Wait until the node accounted for every image (processed or dropped), then settle."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        diag = recorder.diagnostics
+        done = int(diag.get('frames_processed', 0)) + int(diag.get('frames_dropped', 0))
+        if done >= images and recorder.counts['depth'] >= int(diag.get('frames_processed', 0)):
+            break
+        time.sleep(0.1)
+    recorder.settle(quiet_s=0.5, timeout=5.0)
+
+
+def _median(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.median(values)) if values else float('nan')
+
+
+def _figure_row(keyframes: list[Any], index: int, results: dict[int, Any]) -> Any:
+    from .figure import FigureRow
+
+    kf = keyframes[index]
+    seconds = (kf.stamp_ns - keyframes[0].stamp_ns) * 1e-9
+    return FigureRow(label=f'keyframe {index + 1}/{len(keyframes)}, t = {seconds:.1f} s',
+                     rgb=kf.rgb(), K=kf.K, radar_points=kf.radar_points,
+                     depth=results[kf.stamp_ns]['depth'],
+                     sigma=results[kf.stamp_ns]['uncertainty'], lidar_depth=kf.lidar_depth)
+
+
+@dataclass
+class _Served:
+    """What steps 3-5 leave behind: the recorder's data, replay counts, timings."""
+
+    recorder: Any
+    pacer: _Pacer
+    played: dict[str, Any]
+    domain: int
+    params: Path
+    log_path: Path
+    timing: dict[str, float]
+
+
+def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[int],
+              options: DemoOptions) -> _Served:
+    """Run steps 3-5: node process, paced replay, outputs recorded into ``OUT/depth_bag``."""
+    from ..bags import io as bag_io
+    from ..bags.nuscenes2bag import camera_info_topic, image_topic
+    from ..bags.replay import replay
+    from ..ros.harness import NodeProcess, ros_environment, write_params_file
+    from .recorder import OutputRecorder
+
+    image, info, radar = image_topic(CAMERA), camera_info_topic(CAMERA), f'/{RADAR}'
+    params = write_params_file(out / PARAMS, node_parameters(model, calibration,
+                                                             options.device))
+    domain = options.domain_id if options.domain_id is not None else 101 + os.getpid() % 100
+    log_path = out / NODE_LOG
+    timing: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix='rcdepth_demo_ros_') as ros_log:
+        env = ros_environment(domain, ros_log)
+        # The node is the one busy process: let torch use every core.
+        env['OMP_NUM_THREADS'] = os.environ.get('OMP_NUM_THREADS', str(os.cpu_count() or 1))
+        own = {k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
+                                   'FASTDDS_BUILTIN_TRANSPORTS', 'ROS_LOG_DIR')}
+        with _environment(own), bag_io.open_writer(out / DEPTH_BAG, overwrite=True) as writer:
+            t0 = time.monotonic()
+            _say(f'starting rcdepth_node (model {model.name}, ROS_DOMAIN_ID {domain}, '
+                 f'log {log_path})')
+            proc = NodeProcess(params, env, log_path=log_path)
+            session = None
+            try:
+                session = _Session(domain)
+                recorder = OutputRecorder(session.node, NODE, writer, stamps)
+                _wait_for_node(session, proc, recorder, options.frame_timeout + 60.0,
+                               log_path)
+                timing['node_start_s'] = time.monotonic() - t0
+                t0 = time.monotonic()
+                _say(f'replaying the bag into the node at rate {options.rate:g} '
+                     f'(waiting for each of the {len(stamps)} keyframes)')
+                pacer = _Pacer(recorder, stamps, image, info,
+                               {info: 'camera_info', radar: radar, '/odom': 'odometry'},
+                               proc, options.frame_timeout, log_path)
+                # Publishers on the demo's node: its participant is already discovered.
+                played = replay(bag, rate=options.rate, topics=[image, info, radar, '/odom'],
+                                node=session.node,
+                                remap={image: f'{NODE}/input/image',
+                                       info: f'{NODE}/input/camera_info'},
+                                on_message=pacer, wait_for_subscribers=30.0)
+                _drain(recorder, pacer.images, options.frame_timeout)
+                timing['replay_s'] = time.monotonic() - t0
+            finally:
+                if session is not None:
+                    session.close()
+                code = proc.stop()
+            if code:
+                _say(f'note: rcdepth_node exited with code {code}; see {log_path}')
+    return _Served(recorder, pacer, played, domain, params, log_path, timing)
+
+
+def run_demo(options: DemoOptions) -> dict[str, Any]:
+    """Run the whole demo; return the report written to ``OUT/metrics.json``."""
+    from ..bags.nuscenes2bag import convert
+    from . import figure, metrics
+    from .scene import load_keyframes
+
+    t_start = time.monotonic()
+    timing: dict[str, float] = {}
+    if options.rate <= 0:
+        raise ValueError(f'--rate must be > 0, got {options.rate}')
+    out = Path(options.out).expanduser().resolve()
+    model_path, description = check_model(options.model)
+    real = check_inputs(options)
+    check_output(out, options.overwrite)
+
+    # 1. World.
+    t0 = time.monotonic()
+    size = QUICK if options.quick else FULL
+    if real is None:
+        _say(f'building a synthetic world ({size.duration:g} s, image scale '
+             f'{size.image_scale:g}, seed {options.seed}) in {out / WORLD_DIR}')
+        dataroot = build_demo_world(out / WORLD_DIR, size, options.seed, options.progress)
+        version, scene = SIM_VERSION, 'scene-0000'
+    else:
+        dataroot = Path(options.nuscenes).expanduser().resolve()
+        version, scene = real
+        _say(f'using nuScenes {version} {scene} from {dataroot}')
+    timing['world_s'] = time.monotonic() - t0
+
+    # 2. Bag.
+    t0 = time.monotonic()
+    _say(f'converting {scene} to a bag in {out / BAG_DIR}')
+    summary = convert(dataroot, version, out / BAG_DIR, scenes=[scene],
+                      overwrite=options.overwrite, progress=options.progress)
+    bag, calibration = Path(summary['bag']), Path(summary['calibration'])
+    timing['bag_s'] = time.monotonic() - t0
+
+    # Ground truth and radar of every keyframe, straight from the dataroot.
+    keyframes = load_keyframes(dataroot, version, scene, CAMERA, RADAR)
+    if not keyframes:
+        raise DemoError(f'{scene} has no {CAMERA} keyframes')
+
+    # 3-5. Node, replay, recording.
+    served = serve_bag(out, bag, calibration, model_path, {kf.stamp_ns for kf in keyframes},
+                       options)
+    timing.update(served.timing)
+    recorder, pacer = served.recorder, served.pacer
+
+    # 6-7. Metrics and picture.
+    t0 = time.monotonic()
+    results = {kf.stamp_ns: recorder.kept[kf.stamp_ns] for kf in keyframes
+               if len(recorder.kept.get(kf.stamp_ns, {})) == 2}
+    averages, records = metrics.evaluate_keyframes(keyframes, results)
+    chosen = metrics.representative(records, options.figure_rows)
+    rows = [_figure_row(keyframes, i, results) for i in chosen]
+    variant = str(description.get('variant', '?'))
+    title = (f'rcdepth demo: {variant} ({model_path.name}) on {scene} | '
+             f'{metrics.summary_line(averages)}')
+    boxes = figure.render_figure(rows, out / FIGURE, title=title) if rows else []
+    timing['evaluate_s'] = time.monotonic() - t0
+    timing['total_s'] = time.monotonic() - t_start
+
+    diag = recorder.diagnostics
+    report = {
+        'model': {'name': model_path.name, 'path': str(model_path), 'variant': variant,
+                  'arch': description.get('arch'),
+                  'source': 'given' if options.model else 'shipped default',
+                  'training_data': description.get('training_data'),
+                  'device': diag.get('device')},
+        'world': {'source': 'synthetic' if real is None else 'nuscenes',
+                  'dataroot': str(dataroot), 'version': version, 'scene': scene,
+                  'seed': options.seed if real is None else None,
+                  'quick': bool(options.quick),
+                  'image_size': [keyframes[0].height, keyframes[0].width]},
+        'frames': {'images_in': pacer.images, 'depth_out': recorder.counts['depth'],
+                   'uncertainty_out': recorder.counts['uncertainty'],
+                   'colored_out': recorder.counts['depth_colored'],
+                   'dropped': int(diag.get('frames_dropped', 0)),
+                   'bad_input': int(diag.get('bad_input_total', 0)),
+                   'keyframes': len(keyframes), 'keyframes_with_output': len(results),
+                   'keyframes_unsynced': pacer.unsynced,
+                   'published': served.played['published'],
+                   'node_received': {k.split(' ', 1)[1]: int(v) for k, v in diag.items()
+                                     if k.startswith('received ')}},
+        'node': {'processing_ms_median': _median(recorder.processing_ms),
+                 'model_ms_median': _median(recorder.model_ms),
+                 'replay_rate': options.rate, 'domain_id': served.domain},
+        'protocol': ('SPEC 5: per keyframe then averaged; GT = single-scan LIDAR_TOP keyframe '
+                     'projected into CAM_FRONT (nearest wins, depth > 1 m); valid GT in '
+                     '(1e-3, max]; predictions clamped to [1e-3, max], NaN -> 1e-3'),
+        'metrics': averages,
+        'per_keyframe': records,
+        'figure': {'keyframes': chosen, 'panels': list(figure.PANELS), 'boxes': boxes},
+        'timing_s': timing,
+        'outputs': {'world': str(dataroot), 'bag': str(bag), 'calibration': str(calibration),
+                    'depth_bag': str(out / DEPTH_BAG),
+                    'figure': str(out / FIGURE) if rows else None,
+                    'metrics': str(out / METRICS), 'node_log': str(served.log_path),
+                    'node_params': str(served.params)},
+    }
+    metrics.write_json(out / METRICS, report)
+    return report
+
+
+def print_report(report: dict[str, Any]) -> None:
+    """Where everything is, and the main numbers."""
+    from .metrics import summary_line
+
+    outputs, frames, node = report['outputs'], report['frames'], report['node']
+    lines = [
+        f'world        {outputs["world"]}',
+        f'bag          {outputs["bag"]}  (calibration {outputs["calibration"]})',
+        f'depth bag    {outputs["depth_bag"]}',
+        f'picture      {outputs["figure"] or "(none: no keyframe had ground truth)"}',
+        f'metrics      {outputs["metrics"]}',
+        f'node log     {outputs["node_log"]}',
+        f'frames       {frames["images_in"]} images in, {frames["depth_out"]} depth out, '
+        f'{frames["dropped"]} dropped; {frames["keyframes_with_output"]}/{frames["keyframes"]} '
+        f'keyframes answered; median node processing {node["processing_ms_median"]:.0f} ms',
+        f'model        {report["model"]["variant"]} ({report["model"]["name"]}, '
+        f'{report["model"]["source"]})',
+        f'depth        {summary_line(report["metrics"])}',
+        f'time         {report["timing_s"]["total_s"]:.0f} s',
+    ]
+    print('\n'.join(lines), flush=True)
