@@ -1,8 +1,13 @@
 """Latency and memory benchmark: variants x backends x input sizes (``rcdepth bench``).
 
-Timing is round-robin: within every run each (variant, backend) pair is called once, in an
-order rotated from run to run, so slow phases of a shared machine hit all pairs alike and
-the ratios between variants measured in one benchmark are robust to noise.
+Timing is round-robin: within every run each (variant, backend, mode) case is called once,
+in an order rotated from run to run, so slow phases of a shared machine hit all cases alike
+and the ratios between variants measured in one benchmark are robust to noise.
+
+Modes (:data:`MODES`) say how the network is run, the same way for every variant:
+``optimized`` is what the node runs (``DepthEstimator`` defaults: the inference rewrite of
+:func:`.models.fuse.fuse_for_inference`, channels_last on CPU for torch); ``eager`` is the
+network as trained (batch norms, transposed convs, contiguous layout), the baseline.
 
 Fields of each result (one per variant x backend x size):
 
@@ -16,13 +21,16 @@ Fields of each result (one per variant x backend x size):
   every 0.5 ms from ``/proc/self/statm`` after returning freed heap to the OS with
   ``malloc_trim``): approximate, and it includes allocator overhead. None where it cannot be
   measured (onnxruntime on CUDA).
-- ``rel_median``: ``median_ms`` relative to the first variant of the list for the same backend
-  and size (the reference).
+- ``rel_median``: ``median_ms`` relative to the first variant of the list for the same backend,
+  size and mode (the reference).
+- ``mode``, ``fuse``, ``channels_last``, ``threads`` (torch intra-op threads; onnxruntime gets
+  as many).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+import copy
 import ctypes
 import os
 import platform
@@ -36,9 +44,11 @@ from torch import nn
 
 from .inference import DepthEstimator
 
-RESULT_FIELDS = ('variant', 'backend', 'device', 'precision', 'height', 'width', 'batch',
-                 'runs', 'median_ms', 'p90_ms', 'e2e_median_ms', 'peak_mem_mb', 'weights_mb',
-                 'params_m', 'rel_median', 'reference', 'device_name')
+RESULT_FIELDS = ('variant', 'backend', 'mode', 'device', 'precision', 'height', 'width',
+                 'batch', 'runs', 'median_ms', 'p90_ms', 'e2e_median_ms', 'peak_mem_mb',
+                 'weights_mb', 'params_m', 'rel_median', 'reference', 'fuse', 'channels_last',
+                 'threads', 'device_name')
+MODES = ('optimized', 'eager')
 
 
 def synthetic_inputs(batch: int, height: int, width: int,
@@ -150,15 +160,19 @@ def build_random_models(variants: Sequence[str], seed: int = 0) -> dict[str, nn.
 def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('torch',),
                   sizes: Sequence[tuple[int, int]] = ((352, 704),), runs: int = 20,
                   warmup: int = 3, device: str = 'auto', precision: str = 'fp32',
-                  batch: int = 1, channels_last: bool = False, seed: int = 0,
-                  progress: bool = True) -> list[dict]:
-    """Benchmark every model x backend x size; returns one dict per case (see module doc).
+                  batch: int = 1, channels_last: bool | None = None, seed: int = 0,
+                  progress: bool = True, modes: Sequence[str] = ('optimized',)) -> list[dict]:
+    """Benchmark every model x backend x mode x size; one dict per case (see module doc).
 
     ``models`` maps variant names to networks, the first being the reference for
-    ``rel_median``. The torch backend moves the networks to ``device`` in place.
+    ``rel_median``. ``channels_last`` applies to the ``optimized`` torch cases (None: on for
+    CPU). The networks given are never changed in place (every case runs its own copy).
     """
     if not models:
         raise ValueError('no variants to benchmark')
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise ValueError(f'unknown or no mode(s) {unknown}; known: {", ".join(MODES)}')
     if runs < 1 or warmup < 0 or batch < 1:
         raise ValueError(f'need runs >= 1, warmup >= 0, batch >= 1; got {runs}, {warmup}, '
                          f'{batch}')
@@ -167,7 +181,7 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
     for height, width in sizes:
         if height <= 0 or width <= 0:
             raise ValueError(f'size must be positive, got {height}x{width}')
-    estimators: dict[tuple[str, str], DepthEstimator] = {}
+    estimators: dict[tuple[str, str, str], DepthEstimator] = {}
     weights_mb: dict[str, float] = {}
     params_m: dict[str, float] = {}
     for variant, model in models.items():
@@ -175,11 +189,15 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
         params_m[variant] = params / 1e6
         bytes_per = 2 if precision == 'fp16' else 4
         weights_mb[variant] = params * bytes_per / 2**20
-        # ONNX export first: the torch estimator casts and moves the module in place.
-        for backend in sorted(backends, key=lambda b: b != 'onnxruntime'):
-            estimators[variant, backend] = DepthEstimator(
-                model, device=device, precision=precision, backend=backend,
-                channels_last=channels_last and backend == 'torch')
+        for mode in modes:
+            for backend in backends:
+                optimized = mode == 'optimized'
+                layout = channels_last if optimized and backend == 'torch' else False
+                # fuse=False moves the module in place: hand it a copy.
+                estimators[variant, backend, mode] = DepthEstimator(
+                    model if optimized else copy.deepcopy(model), device=device,
+                    precision=precision, backend=backend, channels_last=layout,
+                    fuse=optimized)
     cases = list(estimators)
     results = []
     for height, width in sizes:
@@ -188,8 +206,8 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
             for key in cases:
                 estimators[key].predict(images, radar)
         working = {key: _working_mem_mb(estimators[key], images, radar) for key in cases}
-        model_ms: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
-        e2e_ms: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
+        model_ms: dict[tuple[str, str, str], list[float]] = {key: [] for key in cases}
+        e2e_ms: dict[tuple[str, str, str], list[float]] = {key: [] for key in cases}
         bar = _progress(runs * len(cases), f'{height}x{width}', progress)
         for run in range(runs):
             shift = run % len(cases)
@@ -201,27 +219,30 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
                 bar.update(1)
         bar.close()
         for key in cases:
-            variant, backend = key
+            variant, backend, mode = key
             est = estimators[key]
             mem = working[key]
             results.append({
-                'variant': variant, 'backend': backend, 'device': est.device,
+                'variant': variant, 'backend': backend, 'mode': mode, 'device': est.device,
                 'precision': precision, 'height': height, 'width': width, 'batch': batch,
                 'runs': runs, 'median_ms': statistics.median(model_ms[key]),
                 'p90_ms': percentile(model_ms[key], 90),
                 'e2e_median_ms': statistics.median(e2e_ms[key]),
                 'peak_mem_mb': None if mem is None else weights_mb[variant] + max(mem, 0.0),
                 'weights_mb': weights_mb[variant], 'params_m': params_m[variant],
-                'device_name': device_name(est.device)})
+                'fuse': est.fuse, 'channels_last': est.channels_last,
+                'threads': torch.get_num_threads(), 'device_name': device_name(est.device)})
     _add_ratios(results, next(iter(models)))
     return results
 
 
 def _add_ratios(results: list[dict], reference: str) -> None:
-    ref_ms = {(r['backend'], r['height'], r['width']): r['median_ms'] for r in results
-              if r['variant'] == reference}
+    def group(r: dict) -> tuple:
+        return r['backend'], r.get('mode', 'optimized'), r['height'], r['width']
+
+    ref_ms = {group(r): r['median_ms'] for r in results if r['variant'] == reference}
     for r in results:
-        base = ref_ms.get((r['backend'], r['height'], r['width']))
+        base = ref_ms.get(group(r))
         r['reference'] = reference
         r['rel_median'] = r['median_ms'] / base if base else None
 
@@ -234,22 +255,38 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def format_table(results: Sequence[dict]) -> str:
     """Fixed-width text table of benchmark results, with the ratio to the reference."""
-    header = ('variant', 'backend', 'device', 'prec', 'size', 'batch', 'median ms', 'p90 ms',
-              'e2e ms', 'peak MB', 'params M', 'x ref')
+    header = ('variant', 'backend', 'mode', 'device', 'prec', 'size', 'batch', 'median ms',
+              'p90 ms', 'e2e ms', 'peak MB', 'params M', 'x ref')
     rows = [header]
     for r in results:
         rows.append((
-            r['variant'], r['backend'], r['device'], r['precision'],
+            r['variant'], r['backend'], r.get('mode', 'optimized'), r['device'], r['precision'],
             f"{r['height']}x{r['width']}", str(r['batch']), f"{r['median_ms']:.2f}",
             f"{r['p90_ms']:.2f}", f"{r['e2e_median_ms']:.2f}",
             '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.1f}",
             f"{r['params_m']:.2f}",
             '-' if r['rel_median'] is None else f"{r['rel_median']:.3f}"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ['  '.join(cell.rjust(w) if i >= 4 else cell.ljust(w)
+    lines = ['  '.join(cell.rjust(w) if i >= 5 else cell.ljust(w)
                        for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
     lines.insert(1, '  '.join('-' * w for w in widths))
     if results:
         lines.append(f"x ref: median_ms / median_ms of {results[0]['reference']} "
-                     f"(same backend and size); device: {results[0]['device_name']}")
+                     f"(same backend, mode and size); device: {results[0]['device_name']}")
+    return '\n'.join(lines)
+
+
+def format_markdown(results: Sequence[dict]) -> str:
+    """Markdown table of benchmark results (for docs), one row per case, ratio included."""
+    header = ('variant', 'backend', 'mode', 'size', 'median ms', 'p90 ms', 'e2e ms',
+              'peak MB', 'x ref')
+    lines = ['| ' + ' | '.join(header) + ' |',
+             '|' + '|'.join('---' if i < 4 else '---:' for i in range(len(header))) + '|']
+    for r in results:
+        cells = (r['variant'], r['backend'], r.get('mode', 'optimized'),
+                 f"{r['height']}x{r['width']}", f"{r['median_ms']:.1f}", f"{r['p90_ms']:.1f}",
+                 f"{r['e2e_median_ms']:.1f}",
+                 '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.0f}",
+                 '-' if r['rel_median'] is None else f"{r['rel_median']:.2f}")
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

@@ -4,6 +4,14 @@ One object per loaded network, used by the frame pipeline (node and bag tools), 
 and ``rcdepth bench``. Backends: ``torch`` (CPU or CUDA, optional fp16, channels_last and
 ``torch.compile``) and ``onnxruntime`` (CPU provider, CUDA provider when installed).
 
+Both backends run the network rewritten for inference by default (``fuse=True``,
+:func:`.models.fuse.fuse_for_inference`: batch norms folded, stride-1 transposed convs as
+convs, FiLM from one conv), the same for every variant, with outputs equal up to fp32
+rounding. On CPU the torch backend also runs in channels_last memory format by default
+(``channels_last=None`` = on for CPU, off for CUDA): oneDNN then skips a layout reorder
+around every convolution. The onnxruntime session uses as many intra-op threads as torch
+(``torch.get_num_threads()``), so ``--threads`` of ``rcdepth bench`` binds both backends.
+
 Any input size works: inputs are padded at the bottom and right to a multiple of 32 (image
 replicate-padded, radar zero-padded, i.e. no detections there) and outputs are cropped back,
 so pixel coordinates and intrinsics are unchanged. Teacher (CaFNet) models have no
@@ -12,6 +20,7 @@ uncertainty head: their ``sigma`` is NaN everywhere, the REP 117 'no measurement
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 import time
 from typing import Any, NamedTuple
@@ -95,29 +104,35 @@ class DepthEstimator:
 
     ``model_or_path`` is an ``nn.Module``, a weights path for :func:`models.load_model`, or
     (backend ``onnxruntime``) a ``.onnx`` file; ``onnx_path`` names the ONNX file explicitly,
-    otherwise the module is exported in memory. A module given to the torch backend is moved
-    and cast in place (pass a copy to keep the original). ``precision='fp16'`` and
-    ``channels_last`` need a CUDA device; ``compile`` is ``True`` (inductor) or a
-    ``torch.compile`` backend name. ``model_time_ms`` is the network time of the last call
-    (CUDA-synchronised), without pre/post-processing and host transfers.
+    otherwise the module is exported in memory. With ``fuse`` (default) the torch backend
+    runs a rewritten copy of a given module (:func:`.models.fuse.fuse_for_inference`) and
+    leaves the original alone; with ``fuse=False`` a given module is moved and cast in place
+    (pass a copy to keep the original). ``precision='fp16'`` needs a CUDA device;
+    ``channels_last`` None means on for CPU, off for CUDA; ``compile`` is ``True``
+    (inductor) or a ``torch.compile`` backend name. ``model_time_ms`` is the network time of
+    the last call (CUDA-synchronised), without pre/post-processing and host transfers.
     """
 
     def __init__(self, model_or_path: nn.Module | str | Path | None, device: str = 'auto',
-                 precision: str = 'fp32', backend: str = 'torch', channels_last: bool = False,
-                 compile: bool | str = False, onnx_path: str | Path | None = None) -> None:
+                 precision: str = 'fp32', backend: str = 'torch',
+                 channels_last: bool | None = None, compile: bool | str = False,
+                 onnx_path: str | Path | None = None, fuse: bool = True) -> None:
         if backend not in BACKENDS:
             raise ValueError(f'unknown backend {backend!r} (expected one of {BACKENDS})')
         if precision not in PRECISIONS:
             raise ValueError(f'unknown precision {precision!r} (expected one of {PRECISIONS})')
         self.backend = backend
         self.precision = precision
-        self.channels_last = bool(channels_last)
         self.compile = compile
+        self.fuse = bool(fuse)
         self.model_time_ms = float('nan')
         self.model: nn.Module | None = None
         self.config: Any = None
         self.metadata: dict = {}
         self.device = resolve_device(device, backend)
+        if channels_last is None:
+            channels_last = backend == 'torch' and torch.device(self.device).type == 'cpu'
+        self.channels_last = bool(channels_last)
         if backend == 'torch':
             self._init_torch(model_or_path)
         else:
@@ -146,13 +161,18 @@ class DepthEstimator:
         on_cuda = torch.device(self.device).type == 'cuda'
         if self.precision == 'fp16' and not on_cuda:
             raise ValueError('precision fp16 needs a CUDA device; use fp32 on CPU')
-        if self.channels_last and not on_cuda:
-            raise ValueError('channels_last needs a CUDA device')
         self._load(model_or_path)
         self._dtype = torch.float16 if self.precision == 'fp16' else torch.float32
         self._memory_format = (torch.channels_last if self.channels_last
                                else torch.contiguous_format)
-        model = self.model.eval().to(device=self.device, dtype=self._dtype)
+        model = self.model.eval()
+        if self.fuse:
+            if isinstance(model_or_path, nn.Module):
+                model = copy.deepcopy(model)  # never rewrite the caller's (training) module
+            from .models.fuse import fuse_for_inference
+
+            fuse_for_inference(model)  # in fp32, before any cast to fp16
+        model = model.to(device=self.device, dtype=self._dtype)
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -180,7 +200,8 @@ class DepthEstimator:
             source: bytes | str = str(onnx_path)
         elif model_or_path is not None:
             self._load(model_or_path)
-            source = export_onnx_bytes(self.model, *ONNX_TRACE_SIZE, config=self.config)
+            source = export_onnx_bytes(self.model, *ONNX_TRACE_SIZE, config=self.config,
+                                       fuse=self.fuse)
         else:
             raise ValueError('the onnxruntime backend needs a model, a weights path or '
                              'onnx_path')
@@ -190,6 +211,8 @@ class DepthEstimator:
             providers.insert(0, ('CUDAExecutionProvider', {'device_id': index}))
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # As many cores as torch, so the two backends compare like for like.
+        options.intra_op_num_threads = torch.get_num_threads()
         # Idle ORT workers would otherwise busy-wait after each run and steal the cores from
         # whatever runs next in this process (the torch backend in `rcdepth bench`, the node).
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
@@ -222,7 +245,9 @@ class DepthEstimator:
         """
         # The torch backend normalises on its device: uint8 is a quarter of the bytes to copy.
         device = self.device if self.backend == 'torch' else None
-        image_t = image_to_tensor(images, device=device)  # (B, 3, H, W) float32, normalised
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        # (B, 3, H, W) float32, normalised
+        image_t = image_to_tensor(images, device=device, memory_format=layout)
         radar_t = radar_to_tensor(radar, device=device)  # (B, 4, H, W) float32
         if image_t.shape[0] != radar_t.shape[0] or image_t.shape[-2:] != radar_t.shape[-2:]:
             raise ValueError(f'image batch/size {tuple(image_t.shape)} does not match radar '
@@ -299,7 +324,8 @@ class DepthEstimator:
         """Variant, device, precision, backend and options, for logs and diagnostics."""
         info = {'variant': self.variant, 'device': self.device, 'precision': self.precision,
                 'backend': self.backend, 'channels_last': self.channels_last,
-                'compile': bool(self.compile), 'has_uncertainty': self.has_uncertainty}
+                'compile': bool(self.compile), 'fuse': self.fuse,
+                'has_uncertainty': self.has_uncertainty}
         if self.backend == 'onnxruntime':
             info['providers'] = list(self._session.get_providers())
         return info

@@ -24,8 +24,14 @@ def _as_tensor(array: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def image_to_tensor(images: np.ndarray | torch.Tensor,
-                    device: str | torch.device | None = None) -> torch.Tensor:
-    """RGB ``uint8 (H, W, 3)`` or ``(B, H, W, 3)`` -> ImageNet-normalised float32 (B, 3, H, W)."""
+                    device: str | torch.device | None = None,
+                    memory_format: torch.memory_format = torch.contiguous_format
+                    ) -> torch.Tensor:
+    """RGB ``uint8 (H, W, 3)`` or ``(B, H, W, 3)`` -> ImageNet-normalised float32 (B, 3, H, W).
+
+    ``memory_format=torch.channels_last`` keeps the pixel-interleaved layout of the input,
+    one copy less for a channels_last network.
+    """
     x = _as_tensor(images)
     if x.dtype != torch.uint8:
         raise ValueError(f'images must be uint8 RGB, got dtype {x.dtype}')
@@ -37,7 +43,7 @@ def image_to_tensor(images: np.ndarray | torch.Tensor,
     x = x.permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, H, W) in [0, 1]
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()  # (B, 3, H, W)
+    return ((x - mean) / std).contiguous(memory_format=memory_format)  # (B, 3, H, W)
 
 
 def radar_to_tensor(radar: np.ndarray | torch.Tensor,

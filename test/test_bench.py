@@ -24,13 +24,17 @@ class Tiny(nn.Module):
         return StudentOutput(100 * torch.sigmoid(x[:, :1]), x[:, 1:], (), (), (), (), ())
 
 
-def check_schema(results, variants, backends, sizes):
-    assert len(results) == len(variants) * len(backends) * len(sizes)
-    seen = {(r['variant'], r['backend'], r['height'], r['width']) for r in results}
-    assert seen == {(v, b, h, w) for v in variants for b in backends for h, w in sizes}
+def check_schema(results, variants, backends, sizes, modes=('optimized',)):
+    assert len(results) == len(variants) * len(backends) * len(sizes) * len(modes)
+    seen = {(r['variant'], r['backend'], r['mode'], r['height'], r['width']) for r in results}
+    assert seen == {(v, b, m, h, w) for v in variants for b in backends for m in modes
+                    for h, w in sizes}
     for r in results:
         assert set(RESULT_FIELDS) <= set(r)
         assert r['device'] == 'cpu' and r['precision'] == 'fp32'
+        assert r['fuse'] is (r['mode'] == 'optimized')
+        assert r['channels_last'] is (r['mode'] == 'optimized' and r['backend'] == 'torch')
+        assert r['threads'] == torch.get_num_threads()
         assert 0 < r['median_ms'] <= r['p90_ms']
         assert r['peak_mem_mb'] >= r['weights_mb'] > 0
         assert r['reference'] == variants[0]
@@ -51,11 +55,29 @@ def test_run_benchmark_schema_tiny_models():
     assert 'large' in table and 'onnxruntime' in table and 'x ref' in table
 
 
+def test_run_benchmark_modes_share_rounds_and_keep_the_models():
+    torch.manual_seed(0)
+    models = {'small': Tiny(4), 'large': Tiny(8)}
+    before = {k: [p.clone() for p in m.parameters()] for k, m in models.items()}
+    results = run_benchmark(models, backends=['torch'], sizes=[(32, 64)], runs=2, warmup=0,
+                            device='cpu', progress=False, modes=['optimized', 'eager'])
+    check_schema(results, ['small', 'large'], ['torch'], [(32, 64)], ('optimized', 'eager'))
+    # Ratios are within one mode: the reference is 1.0 in both.
+    refs = [r for r in results if r['variant'] == 'small']
+    assert sorted(r['mode'] for r in refs) == ['eager', 'optimized']
+    assert all(r['rel_median'] == pytest.approx(1.0) for r in refs)
+    for key, model in models.items():
+        for p, q in zip(model.parameters(), before[key]):
+            torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
 def test_run_benchmark_rejects_bad_arguments():
     with pytest.raises(ValueError):
         run_benchmark({}, device='cpu')
     with pytest.raises(ValueError):
         run_benchmark({'a': Tiny(2)}, runs=0, device='cpu')
+    with pytest.raises(ValueError, match='mode'):
+        run_benchmark({'a': Tiny(2)}, device='cpu', modes=['turbo'])
 
 
 def test_synthetic_inputs_are_sparse_radar_and_rgb():
@@ -77,3 +99,13 @@ def test_bench_command_writes_json(tmp_path, capsys):
     check_schema(results, ['xdrcdepth', 'xdrcdepth_add'], ['torch'], [(32, 64), (32, 96)])
     assert 'xdrcdepth' in capsys.readouterr().out
     assert cli.main(['bench', '--variants', 'nosuch', '--device', 'cpu']) == 1
+    assert cli.main(['bench', '--variants', 'xdrcdepth', '--modes', 'turbo']) == 1
+    assert cli.main(['bench', '--variants', 'xdrcdepth', '--threads', '0']) == 1
+    assert not list(tmp_path.glob('*.partial'))
+    capsys.readouterr()
+    assert cli.main(['bench', '--from-json', str(out), '--markdown']) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith('| variant |') and len(lines) == 2 + len(results)
+    assert cli.main(['bench', '--from-json', str(tmp_path / 'none.json')]) == 1
+    (tmp_path / 'bad.json').write_text('[{"variant": 1}]')
+    assert cli.main(['bench', '--from-json', str(tmp_path / 'bad.json')]) == 1

@@ -1,5 +1,6 @@
 """DepthEstimator: padding/cropping, batching, sigma, options and the real student variants."""
 
+import copy
 import math
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_no_state_left_on_model_and_describe():
 
 @pytest.mark.parametrize('kwargs, message', [
     (dict(device='cpu', precision='fp16'), 'fp16'),
-    (dict(device='cpu', channels_last=True), 'channels_last'),
+    (dict(device='cpu', backend='onnxruntime', channels_last=True), 'channels_last'),
     (dict(device='cpu', precision='bf16'), 'precision'),
     (dict(device='cpu', backend='tensorrt'), 'backend'),
     (dict(device='tpu'), 'device'),
@@ -182,3 +183,22 @@ def test_real_student_from_weights_path(xdrcdepth, tmp_path):
     got = loaded.predict(images, radar)
     np.testing.assert_allclose(got.depth, expected.depth, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got.sigma, expected.sigma, rtol=1e-5, atol=1e-5)
+
+
+def test_default_runs_fused_channels_last_copy_and_matches_eager(xdrcdepth):
+    model, _ = xdrcdepth
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    images, radar = make_inputs(1, 64, 96)
+    fast = DepthEstimator(model, device='cpu')
+    assert fast.describe()['fuse'] is True and fast.channels_last is True  # CPU defaults
+    eager = DepthEstimator(copy.deepcopy(model), device='cpu', fuse=False, channels_last=False)
+    assert eager.describe()['fuse'] is False and eager.channels_last is False
+    got, ref = fast.predict(images, radar), eager.predict(images, radar)
+    np.testing.assert_allclose(got.depth, ref.depth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got.sigma, ref.sigma, rtol=1e-4, atol=1e-5)
+    # The caller's module is not rewritten: same tensors, batch norms still there.
+    assert fast.model is not model
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.model.modules())
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)

@@ -122,3 +122,25 @@ def test_real_student_parity_with_pytorch(exported_student):
         np.testing.assert_allclose(got.depth, ref.depth, rtol=1e-3, atol=1e-3)
         np.testing.assert_allclose(got.sigma, ref.sigma, rtol=1e-3, atol=1e-4)
         assert math.isfinite(ort_est.model_time_ms)
+
+
+def test_fused_and_unfused_exports_agree(tmp_path):
+    """The default export is the inference rewrite; it computes what the trained graph does."""
+    import onnx
+
+    from rcdepth_ros.models import VARIANTS, build_model
+
+    torch.manual_seed(0)
+    model = build_model(VARIANTS['xdrcdepth']).eval()
+    fused = export_onnx(model, tmp_path / 'fused.onnx', 64, 96)
+    plain = export_onnx(model, tmp_path / 'plain.onnx', 64, 96, fuse=False)
+    ops = {name: {n.op_type for n in onnx.load(str(path)).graph.node}
+           for name, path in (('fused', fused), ('plain', plain))}
+    assert 'BatchNormalization' in ops['plain'] and 'BatchNormalization' not in ops['fused']
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # model untouched
+    images, radar = make_inputs(1, 64, 96)
+    a = DepthEstimator(fused, device='cpu', backend='onnxruntime').predict(images, radar)
+    b = DepthEstimator(plain, device='cpu', backend='onnxruntime').predict(images, radar)
+    np.testing.assert_allclose(a.depth, b.depth, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-4, atol=1e-5)
+    assert not list(tmp_path.glob('*.partial'))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 NAME = 'bench'
-HELP = ('Time random-init networks (variants x backends x sizes, round-robin) and report '
-        'median/p90 latency, peak memory and ratios; optionally write JSON.')
+HELP = ('Time random-init networks (variants x backends x modes x sizes, round-robin) and '
+        'report median/p90 latency, peak memory and ratios; optionally write JSON.')
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -40,13 +40,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
     parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
                         help='fp16 needs CUDA and the torch backend')
-    parser.add_argument('--channels-last', action='store_true',
-                        help='channels_last memory format (torch backend, CUDA)')
+    parser.add_argument('--modes', nargs='+', default=['optimized'],
+                        help='optimized (the inference rewrite + channels_last on CPU, what '
+                             'the node runs) and/or eager (the network as trained, the '
+                             'baseline); space or comma separated')
+    parser.add_argument('--channels-last', choices=('auto', 'on', 'off'), default='auto',
+                        help='memory format of the optimized torch cases; auto: on for CPU, '
+                             'off for CUDA')
     parser.add_argument('--threads', type=int, default=None,
-                        help="torch CPU threads; unset keeps torch's choice")
+                        help="torch CPU threads (onnxruntime gets as many); unset keeps "
+                             "torch's choice")
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and inputs')
     parser.add_argument('--json', default=None, metavar='OUT',
                         help='write the results as a JSON list to this file')
+    parser.add_argument('--markdown', action='store_true',
+                        help='print the table as markdown (for docs/BENCHMARKS.md)')
+    parser.add_argument('--from-json', default=None, metavar='IN',
+                        help='print the table of an earlier --json file instead of timing')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -56,25 +66,44 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..bench import build_random_models, format_table, run_benchmark
+    from ..bench import MODES, build_random_models, format_markdown, format_table, run_benchmark
     from ..inference import BACKENDS
 
+    formatter = format_markdown if args.markdown else format_table
+    if args.from_json:
+        path = Path(args.from_json)
+        if not path.is_file():
+            raise FileNotFoundError(f'benchmark JSON not found: {path}')
+        try:
+            print(formatter(json.loads(path.read_text())))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f'{path} is not an rcdepth bench JSON list: {exc}') from None
+        return 0
     backends = _names(args.backends)
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(f'unknown backend(s) {", ".join(unknown)}; known: {", ".join(BACKENDS)}')
+    modes = _names(args.modes)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f'unknown mode(s) {", ".join(unknown)}; known: {", ".join(MODES)}')
     if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f'--threads must be >= 1, got {args.threads}')
         torch.set_num_threads(args.threads)
+    channels_last = {'auto': None, 'on': True, 'off': False}[args.channels_last]
     models = build_random_models(_names(args.variants), seed=args.seed)
     results = run_benchmark(models, backends=backends, sizes=args.size or [(352, 704)],
                             runs=args.runs, warmup=args.warmup, device=args.device,
                             precision=args.precision, batch=args.batch,
-                            channels_last=args.channels_last, seed=args.seed,
-                            progress=not args.quiet)
-    print(format_table(results))
+                            channels_last=channels_last, seed=args.seed,
+                            progress=not args.quiet, modes=modes)
+    print(formatter(results))
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2) + '\n')
+        partial = out.with_name(out.name + '.partial')
+        partial.write_text(json.dumps(results, indent=2) + '\n')
+        partial.replace(out)  # never a half-written file under the final name
         print(f'wrote {out}')
     return 0

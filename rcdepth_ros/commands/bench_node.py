@@ -180,5 +180,9 @@ def run(args: argparse.Namespace) -> int:
         s = result[key]
         print(f'{key:20s} median {s["median"]:8.2f}  p90 {s["p90"]:8.2f}')
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + '\n')
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + '.partial')
+        partial.write_text(json.dumps(result, indent=2) + '\n')
+        partial.replace(out)  # never a half-written file under the final name
     return 0

@@ -77,6 +77,32 @@ class FiLMFusion(nn.Module):
     def forward(self, image: Tensor, radar: Tensor) -> Tensor:
         return (1.0 + self.gamma(radar)) * image + self.beta(radar)
 
+    def fused(self) -> FusedFiLM:
+        """Return the same map with gamma and beta from one conv (inference; see .fuse)."""
+        return FusedFiLM(self)
+
+
+class FusedFiLM(nn.Module):
+    """Inference form of :class:`FiLMFusion`: one read of ``f_r``, two element-wise ops.
+
+    ``[gamma; beta] = W f_r`` with the two 1x1 convs stacked into one, then
+    ``f = (f_i + beta) + gamma * f_i`` (``torch.addcmul``): the same numbers as
+    ``(1 + gamma) * f_i + beta`` up to fp32 rounding, with the same parameters.
+    """
+
+    def __init__(self, film: FiLMFusion) -> None:
+        super().__init__()
+        gamma, beta = film.gamma, film.beta
+        self.modulation = nn.Conv2d(gamma.in_channels, 2 * gamma.out_channels, 1)
+        with torch.no_grad():
+            self.modulation.weight.copy_(torch.cat([gamma.weight, beta.weight]))
+            self.modulation.bias.copy_(torch.cat([gamma.bias, beta.bias]))
+        self.modulation.to(gamma.weight.device, gamma.weight.dtype)
+
+    def forward(self, image: Tensor, radar: Tensor) -> Tensor:
+        gamma, beta = self.modulation(radar).chunk(2, dim=1)  # 2 x (B, C_i, h, w)
+        return torch.addcmul(image + beta, gamma, image)
+
 
 class MultiScaleFusion(nn.Module):
     """One fusion module per scale; ``forward`` zips image and radar feature lists."""
