@@ -124,3 +124,25 @@ def node_client(executor_node, ros_env, namespace, node_params, tmp_path):
     finally:
         for proc in started:
             proc.stop()
+
+
+@pytest.fixture(scope='session')
+def tiny_prepared(tmp_path_factory):
+    """A tiny synthetic world prepared for training: ``{'root', 'dataroot'}`` (train + val).
+
+    Two 2.5 s scenes at 0.15 scale (135 x 240 images, eval window 128 x 224), four samples a
+    split; shared by the trainer, evaluation and DDP tests.
+    """
+    from rcdepth_ros.cli import main
+
+    dataroot = tmp_path_factory.mktemp('tiny_world')
+    root = tmp_path_factory.mktemp('tiny_prepared')
+    code = main(['sim', '--out', str(dataroot), '--scenes', '2', '--seed', '11', '--duration',
+                 '2.5', '--image-scale', '0.15', '--cameras', 'CAM_FRONT', '--camera-sweeps',
+                 'none', '--workers', '1', '--no-progress'])
+    assert code == 0
+    for split in ('train', 'val'):
+        code = main(['prepare', '--dataroot', str(dataroot), '--version', 'v1.0-sim', '--split',
+                     split, '--out', str(root), '--accumulate-sweeps', '4', '--no-progress'])
+        assert code == 0
+    return {'root': root, 'dataroot': dataroot}

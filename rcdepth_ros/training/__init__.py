@@ -1,4 +1,4 @@
-"""Training: losses, distillation, metrics (never imports rclpy).
+"""Training: losses, distillation, metrics, trainer, evaluation, export (never imports rclpy).
 
 Import-light: the names below are loaded on first use, so ``import rcdepth_ros.training``
 does not import torch.
@@ -26,6 +26,11 @@ _EXPORTS = {
         'calibration', 'depth_metrics', 'evaluate_batch', 'evaluate_image', 'flatten_metrics',
         'range_name', 'sparsification', 'uncertainty_metrics', 'valid_gt_mask',
     ),
+    'config': ('PROFILES', 'TrainConfig', 'load_train_config', 'resolve_config'),
+    'trainer': ('Trainer', 'TrainResult', 'TrainingDiverged', 'poly_lr', 'train'),
+    'checkpoint': ('load_any_model', 'read_checkpoint', 'save_checkpoint'),
+    'evaluate': ('evaluate_checkpoint', 'evaluate_model'),
+    'export': ('export_checkpoint',),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -1,0 +1,110 @@
+"""Markdown results tables from the ``test_metrics.json`` files of several runs.
+
+    python -m rcdepth_ros.training.report RUNS_DIR [--runs teacher xdrcdepth_kd ...]
+
+Reads ``RUNS_DIR/<run>/test_metrics.json`` (written by ``rcdepth eval --json``) and prints one
+depth table (MAE, RMSE, AbsRel, delta1 at every range) and one uncertainty table (AUSE and
+calibration at the longest range), plus the relative MAE change that distillation brings to
+each student that has a ``*_nokd`` twin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+import sys
+from typing import Any, Sequence
+
+DEFAULT_RUNS = ('teacher', 'lircdepth_nokd', 'lircdepth_kd', 'xdrcdepth_nokd', 'xdrcdepth_kd',
+                'camera_only', 'lircdepth_xdkd', 'xdrcdepth_lirkd')
+DEPTH_COLUMNS = (('mae', 'MAE', 3), ('rmse', 'RMSE', 3), ('abs_rel', 'AbsRel', 3),
+                 ('d1', 'δ1', 3))
+UNCERTAINTY_COLUMNS = (('ause_rmse', 'AUSE-RMSE', 3), ('ause_abs_rel', 'AUSE-AbsRel', 4),
+                       ('calib_1sigma', '≤1σ', 3), ('calib_2sigma', '≤2σ', 3))
+
+
+def load_reports(runs_dir: str | Path, runs: Sequence[str] = DEFAULT_RUNS
+                 ) -> dict[str, dict[str, Any]]:
+    """Return ``{run: report}`` for every run in ``runs`` that has a test_metrics.json."""
+    found = {}
+    for run in runs:
+        path = Path(runs_dir) / run / 'test_metrics.json'
+        if path.is_file():
+            found[run] = json.loads(path.read_text())
+    if not found:
+        raise FileNotFoundError(f'no <run>/test_metrics.json under {runs_dir}')
+    return found
+
+
+def _cell(value: float | None, digits: int) -> str:
+    return '–' if value is None else f'{value:.{digits}f}'
+
+
+def depth_table(reports: dict[str, dict[str, Any]]) -> str:
+    """One row per run: parameters and the depth metrics of every evaluated range."""
+    ranges = list(next(iter(reports.values()))['ranges'])
+    header = ['run', 'params (M)', 'step'] + [f'{label} {name}' for name in ranges
+                                             for _, label, _ in DEPTH_COLUMNS]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for run, report in reports.items():
+        cells = [run, f'{report["model"]["parameters"] / 1e6:.2f}', str(report.get('step'))]
+        for name in ranges:
+            row = report['ranges'][name]
+            cells += [_cell(row.get(key), digits) for key, _, digits in DEPTH_COLUMNS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def uncertainty_table(reports: dict[str, dict[str, Any]]) -> str:
+    """One row per run with a sigma output: AUSE and calibration at the longest range."""
+    longest = list(next(iter(reports.values()))['ranges'])[-1]
+    header = ['run'] + [f'{label} {longest}' for _, label, _ in UNCERTAINTY_COLUMNS]
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+    for run, report in reports.items():
+        if not report.get('has_uncertainty'):
+            continue
+        row = report['ranges'][longest]
+        lines.append('| ' + ' | '.join(
+            [run] + [_cell(row.get(key), digits) for key, _, digits in UNCERTAINTY_COLUMNS])
+            + ' |')
+    return '\n'.join(lines)
+
+
+def kd_gains(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Relative MAE change of each distilled student against its ``*_nokd`` twin."""
+    lines = []
+    for run, report in reports.items():
+        base = run.split('_')[0] + '_nokd'
+        if run == base or base not in reports:
+            continue
+        for name, row in report['ranges'].items():
+            mae, ref = row.get('mae'), reports[base]['ranges'][name].get('mae')
+            if mae is not None and ref:
+                lines.append(f'- {run} vs {base}, MAE {name} m: {100 * (mae - ref) / ref:+.1f} %')
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the tables for a runs folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('runs_dir')
+    parser.add_argument('--runs', nargs='+', default=list(DEFAULT_RUNS))
+    args = parser.parse_args(argv)
+    try:
+        reports = load_reports(args.runs_dir, args.runs)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        print(f'report: {exc}', file=sys.stderr)
+        return 1
+    print(depth_table(reports))
+    print()
+    print(uncertainty_table(reports))
+    gains = kd_gains(reports)
+    if gains:
+        print()
+        print('\n'.join(gains))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
