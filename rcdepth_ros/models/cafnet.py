@@ -25,7 +25,7 @@ from .bts import (
     UpConvBlock,
     batch_norm,
 )
-from .outputs import TeacherOutput
+from .outputs import TeacherOutput, check_inputs
 from .resnet import ResNetFeatures
 from .sparse_conv import SparseConvStem
 
@@ -264,7 +264,7 @@ class CaFNet(nn.Module):
 
     def forward(self, image: Tensor, radar: Tensor) -> TeacherOutput:
         """Predict depth, confidence and the distillation features."""
-        self._check_inputs(image, radar)
+        check_inputs(image, radar, self.config.radar_channels)
         image_features = self.image_encoder(image)  # 5 x (B, C_s, H/2^s, W/2^s)
         radar_features = self.radar_encoder(self.radar_stem(radar))
         coarse_depth, confidence = self.confidence_decoder(image_features, radar_features)
@@ -285,15 +285,3 @@ class CaFNet(nn.Module):
             xkd_features=(image_features[3], refine_features[3], decoder_features[0]),
         )
 
-    def _check_inputs(self, image: Tensor, radar: Tensor) -> None:
-        if image.dim() != 4 or image.shape[1] != 3:
-            raise ValueError(f'image must be (B, 3, H, W), got {tuple(image.shape)}')
-        channels = self.config.radar_channels
-        if radar.dim() != 4 or radar.shape[1] != channels:
-            raise ValueError(f'radar must be (B, {channels}, H, W), got {tuple(radar.shape)}')
-        if image.shape[0] != radar.shape[0] or image.shape[2:] != radar.shape[2:]:
-            raise ValueError(f'image {tuple(image.shape)} and radar {tuple(radar.shape)} '
-                             'differ in batch or size')
-        if image.shape[2] % 32 or image.shape[3] % 32:
-            raise ValueError(f'height and width must be multiples of 32, got '
-                             f'{image.shape[2]}x{image.shape[3]}')

@@ -1,4 +1,4 @@
-"""Named outputs of the networks: the contract between models, losses and inference.
+"""Named outputs and the input contract of the networks (models, losses and inference).
 
 Shapes use B = batch, H x W = input size. Feature tuples are ordered finest to coarsest
 unless a field says otherwise.
@@ -63,3 +63,21 @@ class StudentOutput(NamedTuple):
     image_features: tuple[Tensor, ...]
     radar_features: tuple[Tensor, ...]
     xkd_features: tuple[Tensor, Tensor, Tensor]
+
+
+def check_inputs(image: Tensor, radar: Tensor, radar_channels: int) -> None:
+    """Raise ValueError unless ``image`` (B, 3, H, W) and ``radar`` (B, C, H, W) fit a network.
+
+    Every network here halves its input five times, so H and W must be multiples of 32
+    (``inference.pad_to_multiple`` pads any image to that).
+    """
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise ValueError(f'image must be (B, 3, H, W), got {tuple(image.shape)}')
+    if radar.dim() != 4 or radar.shape[1] != radar_channels:
+        raise ValueError(f'radar must be (B, {radar_channels}, H, W), got {tuple(radar.shape)}')
+    if image.shape[0] != radar.shape[0] or image.shape[2:] != radar.shape[2:]:
+        raise ValueError(f'image {tuple(image.shape)} and radar {tuple(radar.shape)} '
+                         'differ in batch or size')
+    if image.shape[2] % 32 or image.shape[3] % 32:
+        raise ValueError('height and width must be multiples of 32, got '
+                         f'{image.shape[2]}x{image.shape[3]}')

@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from .config import StudentConfig
 from .fusion import MultiScaleFusion
 from .mobilenet import MobileNetV2Features
-from .outputs import StudentOutput
+from .outputs import StudentOutput, check_inputs
 from .student_decoder import StudentDecoder
 from .uncertainty import UncertaintyHead
 
@@ -65,7 +65,7 @@ class RCDepthStudent(nn.Module):
 
     def forward(self, image: Tensor, radar: Tensor) -> StudentOutput:
         """Predict depth, its Laplace log-scale and the distillation features."""
-        self._check_inputs(image, radar)
+        check_inputs(image, radar, self.config.radar_channels)
         image_features = self.image_encoder(image)  # 5 x (B, C_i, H/2^s, W/2^s), finest first
         radar_features = self.radar_encoder(radar)  # 5 x (B, C_r, H/2^s, W/2^s)
         fused = self.fusion(image_features, radar_features)  # 5 x (B, C_i, ...)
@@ -81,15 +81,3 @@ class RCDepthStudent(nn.Module):
             xkd_features=(image_features[3], radar_features[3], decoder_features[0]),
         )
 
-    def _check_inputs(self, image: Tensor, radar: Tensor) -> None:
-        if image.dim() != 4 or image.shape[1] != 3:
-            raise ValueError(f'image must be (B, 3, H, W), got {tuple(image.shape)}')
-        channels = self.config.radar_channels
-        if radar.dim() != 4 or radar.shape[1] != channels:
-            raise ValueError(f'radar must be (B, {channels}, H, W), got {tuple(radar.shape)}')
-        if image.shape[0] != radar.shape[0] or image.shape[2:] != radar.shape[2:]:
-            raise ValueError(f'image {tuple(image.shape)} and radar {tuple(radar.shape)} '
-                             'differ in batch or size')
-        if image.shape[2] % 32 or image.shape[3] % 32:
-            raise ValueError('height and width must be multiples of 32, got '
-                             f'{image.shape[2]}x{image.shape[3]}')
