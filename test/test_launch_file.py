@@ -6,6 +6,7 @@ from pathlib import Path
 import re
 import sys
 import types
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -21,10 +22,15 @@ class Recorded:
         self.args = args
         self.kwargs = kwargs
 
+    def perform(self, context):
+        """Substitution.perform: evaluate against the context's launch configurations."""
+        return resolve(self, context.launch_configurations)
+
 
 STAND_INS = {
     'launch': ['LaunchDescription'],
-    'launch.actions': ['DeclareLaunchArgument', 'ExecuteProcess', 'SetEnvironmentVariable'],
+    'launch.actions': ['DeclareLaunchArgument', 'ExecuteProcess', 'OpaqueFunction',
+                       'SetEnvironmentVariable'],
     'launch.conditions': ['IfCondition'],
     'launch.substitutions': ['LaunchConfiguration', 'PathJoinSubstitution', 'PythonExpression'],
     'launch_ros': [],
@@ -74,13 +80,22 @@ def resolve(value, args):
 
 
 def evaluate(description, **overrides):
+    """Actions (OpaqueFunctions run in place, as launch does) and the argument values."""
     actions = description.args[0]
     declared = {a.args[0]: a.kwargs['default_value'] for a in actions
                 if kind(a) == 'DeclareLaunchArgument'}
     assert set(overrides) <= set(declared)
     args = {k: resolve(v, {}) if isinstance(v, Recorded) else v for k, v in declared.items()}
     args.update(overrides)
-    return actions, args
+    context = SimpleNamespace(launch_configurations=dict(args))
+    expanded = []
+    for action in actions:
+        if kind(action) == 'OpaqueFunction':
+            expanded += action.kwargs['function'](context, *action.kwargs.get('args', ()),
+                                                  **action.kwargs.get('kwargs', {}))
+        else:
+            expanded.append(action)
+    return expanded, args
 
 
 def _nodes(actions, executable):
@@ -124,6 +139,8 @@ def test_bag_playback_and_rviz_are_optional(launch_description):
 
     actions, args = evaluate(launch_description, bag='/data/scene-0061', rviz='true',
                              use_sim_time='true')
+    (bag,) = [a for a in actions if kind(a) == 'ExecuteProcess']
+    (rviz,) = _nodes(actions, 'rviz2')
     assert resolve(bag.kwargs['condition'], args) is True
     assert resolve(bag.kwargs['cmd'], args) == [
         'ros2', 'bag', 'play', '/data/scene-0061', '--clock', '--loop']
@@ -145,3 +162,46 @@ def test_rviz_config_shows_the_node_outputs():
             '/RADAR_FRONT'} <= topics
     depth_cloud = next(d for d in displays if d['Class'].endswith('DepthCloud'))
     assert depth_cloud['Depth Map Topic'] == '/rcdepth_node/output/depth'
+
+
+def _node_overrides(description, **overrides):
+    actions, args = evaluate(description, **overrides)
+    (node,) = _nodes(actions, 'rcdepth_node')
+    params_file, node_overrides = resolve(node.kwargs['parameters'], args)
+    assert Path(params_file) == REPO / 'config' / 'rcdepth.yaml'
+    return node_overrides
+
+
+def test_calibration_argument_sets_the_path_only_when_given(launch_description, tmp_path):
+    # Not given: the parameters file's extrinsics.calibration_path must stay untouched.
+    assert _node_overrides(launch_description) == {'use_sim_time': 'false'}
+    calib = tmp_path / 'rig.yaml'
+    assert _node_overrides(launch_description, calibration=str(calib)) == {
+        'use_sim_time': 'false', 'extrinsics.calibration_path': str(calib)}
+
+
+def test_bag_calibration_sidecar_is_the_default(launch_description, tmp_path, monkeypatch):
+    bag = tmp_path / 'scene-0061'
+    bag.mkdir()
+    (bag / 'scene-0061_0.mcap').write_bytes(b'')
+    # A bag without the sidecar leaves the parameters file's value alone.
+    assert 'extrinsics.calibration_path' not in _node_overrides(launch_description, bag=str(bag))
+    (bag / 'calibration.yaml').write_text('base_frame: base_link\n')
+    sidecar = str(bag / 'calibration.yaml')
+    for given in (str(bag), str(bag / 'scene-0061_0.mcap')):  # the folder or its file
+        overrides = _node_overrides(launch_description, bag=given, use_sim_time='true')
+        assert overrides == {'use_sim_time': 'true', 'extrinsics.calibration_path': sidecar}
+    # The docstring's form: a bag folder relative to the working directory.
+    monkeypatch.chdir(tmp_path)
+    assert _node_overrides(launch_description, bag='scene-0061')[
+        'extrinsics.calibration_path'] == sidecar
+    # An explicit calibration wins over the sidecar.
+    other = str(tmp_path / 'other.yaml')
+    assert _node_overrides(launch_description, bag=str(bag), calibration=other)[
+        'extrinsics.calibration_path'] == other
+
+
+def test_docstring_shows_the_bag_use():
+    source = LAUNCH_FILE.read_text()
+    assert ('ros2 launch rcdepth_ros rcdepth.launch.py bag:=scene-0061 rviz:=true '
+            'use_sim_time:=true') in source

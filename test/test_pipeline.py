@@ -84,6 +84,17 @@ def test_decode_compressed_image_round_trip():
     np.testing.assert_array_equal(pipeline.decode_image(msg, compressed=True), rgb)
 
 
+def test_decode_jpeg_keeps_the_colour_order():
+    rgb = np.zeros((H, W, 3), np.uint8)
+    rgb[:, : W // 2] = (200, 30, 60)  # red-ish left half, blue-ish right half
+    rgb[:, W // 2:] = (20, 90, 220)
+    msg = SimpleNamespace(header=_header(), **msgs.rgb_to_compressed_fields(rgb, 'jpeg'))
+    out = pipeline.decode_image(msg, compressed=True)
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
+    np.testing.assert_allclose(out[:, :2].mean(axis=(0, 1)), (200, 30, 60), atol=12)
+    np.testing.assert_allclose(out[:, -2:].mean(axis=(0, 1)), (20, 90, 220), atol=12)
+
+
 def test_decode_camera_info_rejects_zero_intrinsics():
     K = harness.intrinsics(H, W)
     good = SimpleNamespace(header=_header(), roi=None, **msgs.camera_info_fields(K, H, W))
@@ -167,6 +178,39 @@ def test_pipeline_masks_depth_outside_range_and_rasterises_radar():
     np.testing.assert_allclose(result.radar_image[:, v, u], [20.0, 7.0, 0.5, -0.5])
     assert np.count_nonzero(result.radar_image[0]) == 1
     assert 0.0 <= result.model_ms <= result.total_ms
+
+
+class FixedEstimator:
+    """Stand-in returning given arrays as read-only broadcast views (no copy of its own)."""
+
+    def __init__(self, depth, sigma):
+        self.depth, self.sigma = depth, sigma
+
+    def predict(self, images, radar, K=None):
+        return SimpleNamespace(depth=np.broadcast_to(self.depth, (1, *self.depth.shape)),
+                               sigma=np.broadcast_to(self.sigma, (1, *self.sigma.shape)))
+
+
+@pytest.mark.parametrize('teacher', [False, True])
+def test_pipeline_masking_matches_the_definition_on_any_estimator_output(teacher):
+    rng = np.random.default_rng(3)
+    depth = rng.uniform(-5.0, 130.0, (H, W)).astype(np.float32)  # H != W
+    depth[2, 3], depth[4, 1], depth[5, 6] = np.nan, np.inf, -np.inf
+    depth[1, 1], depth[1, 2] = 1.0, 100.0  # the bounds are valid
+    sigma = np.full((H, W), np.nan, np.float32) if teacher else rng.uniform(
+        0.1, 3.0, (H, W)).astype(np.float32)
+    frame = pipeline.Frame(1, 'cam', np.zeros((H, W, 3), np.uint8), harness.intrinsics(H, W),
+                           np.zeros((0, 6), np.float32))
+    before = depth.copy(), sigma.copy()
+    result = pipeline.FramePipeline(FixedEstimator(depth, sigma), 1.0, 100.0).process(frame)
+    invalid = ~np.isfinite(depth) | (depth < 1.0) | (depth > 100.0)
+    np.testing.assert_array_equal(result.depth, np.where(invalid, np.nan, depth))
+    np.testing.assert_array_equal(result.sigma, np.where(invalid, np.nan, sigma))
+    assert not np.isnan(result.depth[1, 1:3]).any()
+    assert result.depth.flags.writeable and result.depth.flags.c_contiguous
+    # Read-only estimator output is copied, never written through.
+    np.testing.assert_array_equal(depth, before[0])
+    np.testing.assert_array_equal(sigma, before[1])
 
 
 def test_pipeline_runs_a_real_student(student_weights):

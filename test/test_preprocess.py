@@ -64,6 +64,8 @@ def test_radar_values_unchanged():
     np.zeros((3, 5, 7), np.float32),
     np.zeros((5, 7), np.float32),
     np.full((4, 5, 7), np.nan, np.float32),
+    *(np.where(np.arange(140).reshape(4, 5, 7) == 61, v, 0.0).astype(np.float32)
+      for v in (np.nan, np.inf, -np.inf)),  # a single bad value among zeros
 ])
 def test_radar_bad_input(bad):
     with pytest.raises(ValueError):

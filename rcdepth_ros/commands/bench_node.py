@@ -48,17 +48,28 @@ def _stats(values: list[float]) -> dict[str, float]:
             'min': float(arr.min()), 'max': float(arr.max())}
 
 
-def _settle(client, timeout: float) -> None:
-    """Wait until every warm-up frame is done, so model_time message k belongs to frame k."""
+# Outputs the client subscribes to, one message each per frame: a viewer of depth and
+# uncertainty (the node builds only the image outputs someone subscribes to).
+KEYS = ('depth', 'uncertainty', 'model_time', 'processing_time')
+
+
+def _settle(client, timeout: float) -> dict[str, int]:
+    """Wait until every warm-up frame is done; return the message count of each output.
+
+    The client waits for quiet: no new output for twice the slowest processing time seen
+    (at least 0.5 s). A fixed short wait is not enough when a frame takes seconds: a frame
+    queued in the node's one-slot mailbox would finish inside the timed loop and shift the
+    model times by one frame.
+    """
     import time
 
-    keys = ('depth', 'model_time', 'processing_time')
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        counts = [len(client.got[k]) for k in keys]
-        client.wait(lambda: False, 0.5)  # spin half a second to collect late messages
-        if counts == [len(client.got[k]) for k in keys] and len(set(counts)) == 1:
-            return
+        slowest = max((m.data for _, m in client.got['processing_time']), default=0.0)
+        counts = [len(client.got[k]) for k in KEYS]
+        client.wait(lambda: False, max(0.5, 2e-3 * slowest))  # spin: collect late messages
+        if counts == [len(client.got[k]) for k in KEYS]:
+            return dict(zip(KEYS, counts))
     raise ValueError('the node kept publishing after the warm-up frames')
 
 
@@ -133,52 +144,63 @@ def run(args: argparse.Namespace) -> int:
         executor.add_node(node)
         try:
             client = NodeClient(executor, node, namespace, proc, height, width,
-                                outputs=('depth', 'model_time', 'processing_time'),
-                                startup_timeout=args.timeout)
+                                outputs=KEYS, startup_timeout=args.timeout)
             if not client.wait(lambda: client.pub_image.get_subscription_count() > 0,
                                args.timeout):
                 raise ValueError('rcdepth_node did not activate:\n' + proc.log()[-2000:])
             for _ in range(args.warmup):
                 client.serve_one(timeout=args.timeout)
-            _settle(client, args.timeout)
-            e2e, model, total = [], [], []
+            done = _settle(client, args.timeout)
+            e2e, both, model, total = [], [], [], []
             for i in range(args.frames):
-                n_model = len(client.got['model_time'])
-                n_total = len(client.got['processing_time'])
                 stamp = client.publish_frame()
                 sent = client.last_image_sent
-
-                def arrived() -> list:
-                    return [t for t, m in client.got['depth'] if stamp_ns(m.header) == stamp]
-
-                ok = client.wait(lambda: arrived() and len(client.got['model_time']) > n_model
-                                 and len(client.got['processing_time']) > n_total, args.timeout)
+                # One message of each output per frame, so the next one is this frame's.
+                ok = client.wait(lambda: all(len(client.got[k]) > done[k] for k in KEYS),
+                                 args.timeout)
                 if not ok:
                     raise ValueError(f'frame {i}: no depth within {args.timeout} s\n'
                                      + proc.log()[-2000:])
-                e2e.append((arrived()[0] - sent) * 1e3)
-                model.append(float(client.got['model_time'][n_model][1].data))
-                total.append(float(client.got['processing_time'][n_total][1].data))
+                depth_t, depth = client.got['depth'][done['depth']]
+                sigma_t, sigma = client.got['uncertainty'][done['uncertainty']]
+                if stamp_ns(depth.header) != stamp or stamp_ns(sigma.header) != stamp:
+                    raise ValueError(f'frame {i}: the output of another frame came back')
+                e2e.append((depth_t - sent) * 1e3)
+                both.append((max(depth_t, sigma_t) - sent) * 1e3)
+                model.append(float(client.got['model_time'][done['model_time']][1].data))
+                total.append(float(
+                    client.got['processing_time'][done['processing_time']][1].data))
+                done = {k: n + 1 for k, n in done.items()}
                 print(f'\rframe {i + 1}/{args.frames}: {e2e[-1]:.1f} ms', end='', flush=True)
             print()
+            client.wait(lambda: False, 0.2)
+            if any(len(client.got[k]) > done[k] for k in KEYS):
+                raise ValueError('the node published more outputs than frames were sent')
         finally:
             executor.shutdown()
             node.destroy_node()
             context.try_shutdown()
             proc.stop()
     overhead = [a - b for a, b in zip(e2e, model)]
+    inside = [a - b for a, b in zip(total, model)]  # the node's own work around the network
     result = {
         'size': [height, width], 'frames': args.frames, 'warmup': args.warmup,
         'weights': source, 'device': args.device, 'precision': args.precision,
-        'transport': 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA', 'machine': platform.machine(),
+        'transport': 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA',
+        # A Fast DDS XML profile (e.g. a shorter heartbeat period) changes the latencies.
+        'fastdds_profiles_file': Path(os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '')).name,
+        'machine': platform.machine(),
         'cpu_count': os.cpu_count(),
-        'end_to_end_ms': _stats(e2e), 'model_ms': _stats(model),
-        'node_processing_ms': _stats(total), 'overhead_ms': _stats(overhead),
+        'outputs': list(KEYS),
+        'end_to_end_ms': _stats(e2e), 'end_to_end_depth_and_uncertainty_ms': _stats(both),
+        'model_ms': _stats(model), 'node_processing_ms': _stats(total),
+        'overhead_ms': _stats(overhead), 'node_overhead_ms': _stats(inside),
         'measured_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
     }
-    for key in ('end_to_end_ms', 'model_ms', 'node_processing_ms', 'overhead_ms'):
+    for key in ('end_to_end_ms', 'end_to_end_depth_and_uncertainty_ms', 'model_ms',
+                'node_processing_ms', 'overhead_ms', 'node_overhead_ms'):
         s = result[key]
-        print(f'{key:20s} median {s["median"]:8.2f}  p90 {s["p90"]:8.2f}')
+        print(f'{key:36s} median {s["median"]:8.2f}  p90 {s["p90"]:8.2f}')
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ frames to :mod:`rcdepth_ros.pipeline`. Callbacks never run inference: they pair 
 the camera_info of the same stamp, snapshot the radar buffers and leave the frame in a
 one-slot mailbox; a worker thread takes the newest frame (older ones are dropped and counted).
 Malformed input is logged (throttled per kind), counted in /diagnostics and skipped.
+Image and point outputs are built only while they have a subscriber (the camera_info and
+timing topics always are), as image_transport publishers do.
 
 Lifecycle: configure loads the weights (a missing or corrupt file fails the transition),
 activate subscribes and starts the worker, deactivate stops both, cleanup releases the model.
@@ -385,10 +387,12 @@ class RcDepthNode(LifecycleNode):
 
     def _publish(self, job: _Job, result: pipeline.FrameResult) -> None:
         header = job.image.header
-        self._pubs['depth'].publish(msgs.build_message(
-            Image, pipeline.depth_image_fields(result.depth), header=header))
-        self._pubs['uncertainty'].publish(msgs.build_message(
-            Image, pipeline.depth_image_fields(result.sigma), header=header))
+        # Messages nobody receives are not built: a 32FC1 image at 896x1600 is 5.7 MB to
+        # copy and serialise. Publishing to no subscriber delivers nothing anyway (volatile).
+        for key, image in (('depth', result.depth), ('uncertainty', result.sigma)):
+            if self._pubs[key].get_subscription_count() > 0:
+                self._pubs[key].publish(msgs.build_message(
+                    Image, pipeline.depth_image_fields(image), header=header))
         info = copy.deepcopy(job.info)
         info.header = header
         self._pubs['camera_info'].publish(info)
@@ -400,7 +404,7 @@ class RcDepthNode(LifecycleNode):
             bgr = pipeline.colorize_depth(result.depth, self.config.max_depth)
             colored.publish(msgs.build_message(
                 Image, msgs.array_to_image_fields(bgr, 'bgr8'), header=header))
-        if 'points' in self._pubs:
+        if 'points' in self._pubs and self._pubs['points'].get_subscription_count() > 0:
             points = pipeline.depth_to_points(result.depth, job.K, self.config.points_stride)
             self._pubs['points'].publish(msgs.build_message(
                 PointCloud2, pipeline.points_cloud_fields(points), header=header))
