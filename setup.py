@@ -22,7 +22,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + PACKAGE]),
         ('share/' + PACKAGE, ['package.xml']),
         ('share/' + PACKAGE + '/launch', _share('launch/*.py')),
-        ('share/' + PACKAGE + '/config', _share('config/*.yaml') + _share('config/*.rviz')),
+        ('share/' + PACKAGE + '/config', _share('config/*.yaml') + _share('config/*.rviz')
+         + _share('config/*.xml')),
         ('share/' + PACKAGE + '/config/train', _share('config/train/*.yaml')),
         ('share/' + PACKAGE + '/models', _share('models/*.json') + _share('models/*.safetensors')
          + _share('models/*.md')),
