@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The synthetic benchmark of the README, sized for a 2-core CPU machine (about 1 h: 15 min of
-# data, 45 min of training; the `cpu` profile of rcdepth_ros/training/config.py).
+# The synthetic benchmark of the README, sized for a 2-core CPU machine (about 1 h 20 min: 15 min
+# of data, 1 h of training; the `cpu` profile of rcdepth_ros/training/config.py).
 #
 #   bash scripts/synthetic_benchmark.sh [key=value ...]   # world -> prepare -> train x6 -> eval
 #
@@ -30,21 +30,29 @@ prep --split val
 prep --split test
 prep --split train --shard 0/2
 
-# 3. Training, one thread a run.
+# 3. Training, one thread a run: train RUN CONFIG [key=value ...] -> $RUNS/RUN
 train() {
-  local name=$1; shift
-  OMP_NUM_THREADS=1 $RC train --config "config/train/$name.yaml" --profile cpu --no-progress \
-      data.root="$PREP" output_dir="$RUNS/$name" "$@" "${OVERRIDES[@]}" > "$RUNS/$name.log" 2>&1
+  local run=$1 config=$2
+  shift 2
+  OMP_NUM_THREADS=1 $RC train --config "config/train/$config.yaml" --profile cpu --no-progress \
+      data.root="$PREP" output_dir="$RUNS/$run" "$@" "${OVERRIDES[@]}" > "$RUNS/$run.log" 2>&1
 }
-train teacher &
-(train xdrcdepth_nokd && train lircdepth_nokd && train camera_only) &
+TEACHER=teacher.checkpoint="$RUNS/teacher/best"
+train teacher teacher &
+(train xdrcdepth_nokd xdrcdepth_nokd && train lircdepth_nokd lircdepth_nokd \
+    && train camera_only camera_only) &
 wait
-train xdrcdepth_kd teacher.checkpoint="$RUNS/teacher/best" &
-train lircdepth_kd teacher.checkpoint="$RUNS/teacher/best" &
+train xdrcdepth_kd xdrcdepth_kd "$TEACHER" &
+train lircdepth_kd lircdepth_kd "$TEACHER" &
+wait
+# Ablation of XD-RCDepth's two KD terms (same config, one weight set to zero).
+train xdrcdepth_kd_only_xkd xdrcdepth_kd "$TEACHER" loss.d2kd=0 &
+train xdrcdepth_kd_only_d2kd xdrcdepth_kd "$TEACHER" loss.xkd=0 &
 wait
 
 # 4. SPEC 5 evaluation on the test split (never used for selection), and the table.
-for run in teacher lircdepth_nokd lircdepth_kd xdrcdepth_nokd xdrcdepth_kd camera_only; do
+for run in teacher lircdepth_nokd lircdepth_kd xdrcdepth_nokd xdrcdepth_kd xdrcdepth_kd_only_xkd \
+    xdrcdepth_kd_only_d2kd camera_only; do
   $RC eval --checkpoint "$RUNS/$run" --data "$PREP" --split test \
       --json "$RUNS/$run/test_metrics.json" > "$RUNS/$run/test_metrics.txt"
 done
