@@ -25,6 +25,11 @@ Fields of each result (one per variant x backend x size):
   size and mode (the reference).
 - ``mode``, ``fuse``, ``channels_last``, ``threads`` (torch intra-op threads; onnxruntime gets
   as many).
+
+``breakdown=True`` adds ``parts_ms`` to every torch case: the median time of each part of
+the network (its top-level modules, the decoder's expanded one level) and ``(rest)``, the
+forward time outside them (concatenation, up-sampling, Python), from extra round-robin calls
+timed with forward hooks after the main timing (:func:`part_times`).
 """
 
 from __future__ import annotations
@@ -161,7 +166,8 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
                   sizes: Sequence[tuple[int, int]] = ((352, 704),), runs: int = 20,
                   warmup: int = 3, device: str = 'auto', precision: str = 'fp32',
                   batch: int = 1, channels_last: bool | None = None, seed: int = 0,
-                  progress: bool = True, modes: Sequence[str] = ('optimized',)) -> list[dict]:
+                  progress: bool = True, modes: Sequence[str] = ('optimized',),
+                  breakdown: bool = False) -> list[dict]:
     """Benchmark every model x backend x mode x size; one dict per case (see module doc).
 
     ``models`` maps variant names to networks, the first being the reference for
@@ -218,6 +224,8 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
                 model_ms[key].append(estimators[key].model_time_ms)
                 bar.update(1)
         bar.close()
+        parts = (part_times({k: estimators[k] for k in cases if k[1] == 'torch'}, images,
+                            radar, runs) if breakdown else {})
         for key in cases:
             variant, backend, mode = key
             est = estimators[key]
@@ -232,8 +240,110 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
                 'weights_mb': weights_mb[variant], 'params_m': params_m[variant],
                 'fuse': est.fuse, 'channels_last': est.channels_last,
                 'threads': torch.get_num_threads(), 'device_name': device_name(est.device)})
+            if key in parts:
+                results[-1]['parts_ms'] = parts[key]
     _add_ratios(results, next(iter(models)))
     return results
+
+
+def profiled_parts(model: nn.Module) -> dict[str, nn.Module]:
+    """Name the parts :func:`part_times` times: top-level modules, ``decoder`` one level down."""
+    parts: dict[str, nn.Module] = {}
+    for name, child in model.named_children():
+        grandchildren = list(child.named_children()) if name == 'decoder' else []
+        if grandchildren:
+            parts.update((f'{name}.{sub}', module) for sub, module in grandchildren)
+        else:
+            parts[name] = child
+    return parts
+
+
+class _PartTimer:
+    """Forward hooks that add each part's wall time of one forward into ``current``."""
+
+    def __init__(self, parts: Mapping[str, nn.Module], synchronize: Callable[[], None]) -> None:
+        self.current: dict[str, float] = {}
+        self._sync = synchronize
+        self._starts: dict[str, float] = {}
+        self._handles = []
+        for name, module in parts.items():
+            self._handles.append(module.register_forward_pre_hook(self._pre(name)))
+            self._handles.append(module.register_forward_hook(self._post(name)))
+
+    def _pre(self, name: str) -> Callable:
+        def hook(module: nn.Module, args: object) -> None:
+            self._sync()
+            self._starts[name] = time.perf_counter()
+        return hook
+
+    def _post(self, name: str) -> Callable:
+        def hook(module: nn.Module, args: object, output: object) -> None:
+            self._sync()
+            elapsed = (time.perf_counter() - self._starts.pop(name)) * 1e3
+            self.current[name] = self.current.get(name, 0.0) + elapsed
+        return hook
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def part_times(estimators: Mapping[str, DepthEstimator], images: np.ndarray, radar: np.ndarray,
+               runs: int) -> dict[str, dict[str, float]]:
+    """Median ms of each part (:func:`profiled_parts`) of torch estimators, round-robin.
+
+    Returns ``{case: {part: ms, ..., '(rest)': ms, '(forward)': ms}}`` where ``(forward)`` is
+    the network time of the hooked calls and ``(rest)`` what the parts do not cover. Hooks
+    add a little overhead per part; they are removed afterwards.
+    """
+    keys = list(estimators)
+    timers, samples = {}, {key: [] for key in keys}
+    for key in keys:
+        est = estimators[key]
+        if est.backend != 'torch' or est.model is None:
+            raise ValueError(f'part times need the torch backend ({key})')
+        device = torch.device(est.device)
+        sync = (lambda d=device: torch.cuda.synchronize(d)) if device.type == 'cuda' else (
+            lambda: None)
+        timers[key] = _PartTimer(profiled_parts(est.model), sync)
+    try:
+        for run in range(runs):
+            shift = run % len(keys)
+            for key in keys[shift:] + keys[:shift]:
+                timers[key].current = {}
+                estimators[key].predict(images, radar)
+                parts = dict(timers[key].current)
+                parts['(forward)'] = estimators[key].model_time_ms
+                parts['(rest)'] = parts['(forward)'] - sum(
+                    v for k, v in parts.items() if k != '(forward)')
+                samples[key].append(parts)
+    finally:
+        for timer in timers.values():
+            timer.remove()
+    return {key: {name: statistics.median(s[name] for s in runs_) for name in runs_[0]}
+            for key, runs_ in samples.items()}
+
+
+def format_breakdown(results: Sequence[dict]) -> str:
+    """Text table of ``parts_ms``: one row per part, one column per torch case."""
+    cases = [r for r in results if r.get('parts_ms')]
+    if not cases:
+        return ''
+    names: list[str] = []
+    for r in cases:
+        names += [n for n in r['parts_ms'] if n not in names and not n.startswith('(')]
+    names += ['(rest)', '(forward)']
+    header = ['part'] + [f"{r['variant']} {r.get('mode', 'optimized')} "
+                         f"{r['height']}x{r['width']}" for r in cases]
+    rows = [header] + [[name] + ['-' if name not in r['parts_ms'] else
+                                 f"{r['parts_ms'][name]:.1f}" for r in cases]
+                       for name in names]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ['  '.join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    lines.append('part medians in ms from hooked calls after the main timing')
+    return '\n'.join(lines)
 
 
 def _add_ratios(results: list[dict], reference: str) -> None:

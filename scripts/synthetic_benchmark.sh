@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The synthetic benchmark of the README, sized for a 2-core CPU machine (about 1 h 20 min: 15 min
-# of data, 1 h of training; the `cpu` profile of rcdepth_ros/training/config.py).
+# The synthetic benchmark of the README, sized for a 2-core CPU machine (about 1 h 25 min: 15 min
+# of data, 1 h 10 min of training; the `cpu` profile of rcdepth_ros/training/config.py).
 #
-#   bash scripts/synthetic_benchmark.sh [key=value ...]   # world -> prepare -> train x6 -> eval
+#   bash scripts/synthetic_benchmark.sh [key=value ...]   # world -> prepare -> train x9 -> eval
 #
-# Two lanes of single-threaded runs share the two cores: the teacher beside the three students
+# Two lanes of single-threaded runs share the two cores: the teacher beside the four students
 # that need no teacher, then the two distilled students side by side. Results land in
 # $RUNS/<run>/test_metrics.json and $RUNS/results.md. Arguments are extra training overrides
 # for every run; without any, the script reproduces the README table.
@@ -40,7 +40,7 @@ train() {
 TEACHER=teacher.checkpoint="$RUNS/teacher/best"
 train teacher teacher &
 (train xdrcdepth_nokd xdrcdepth_nokd && train lircdepth_nokd lircdepth_nokd \
-    && train camera_only camera_only) &
+    && train camera_only camera_only && train xdrcdepth_wide_nokd xdrcdepth_wide_nokd) &
 wait
 train xdrcdepth_kd xdrcdepth_kd "$TEACHER" &
 train lircdepth_kd lircdepth_kd "$TEACHER" &
@@ -52,7 +52,7 @@ wait
 
 # 4. SPEC 5 evaluation on the test split (never used for selection), and the table.
 for run in teacher lircdepth_nokd lircdepth_kd xdrcdepth_nokd xdrcdepth_kd xdrcdepth_kd_only_xkd \
-    xdrcdepth_kd_only_d2kd camera_only; do
+    xdrcdepth_kd_only_d2kd xdrcdepth_wide_nokd camera_only; do
   $RC eval --checkpoint "$RUNS/$run" --data "$PREP" --split test \
       --json "$RUNS/$run/test_metrics.json" > "$RUNS/$run/test_metrics.txt"
 done

@@ -9,7 +9,14 @@ import torch
 from torch import nn
 
 from rcdepth_ros import cli
-from rcdepth_ros.bench import RESULT_FIELDS, format_table, run_benchmark, synthetic_inputs
+from rcdepth_ros.bench import (
+    RESULT_FIELDS,
+    format_breakdown,
+    format_table,
+    profiled_parts,
+    run_benchmark,
+    synthetic_inputs,
+)
 from rcdepth_ros.models.outputs import StudentOutput
 
 
@@ -71,6 +78,42 @@ def test_run_benchmark_modes_share_rounds_and_keep_the_models():
             torch.testing.assert_close(p, q, rtol=0, atol=0)
 
 
+class Decoded(nn.Module):
+    """Tiny network with a ``decoder`` whose children the breakdown expands."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Conv2d(7, 8, 3, padding=1)
+        self.decoder = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 2, 1))
+
+    def forward(self, image, radar):
+        x = self.decoder(torch.relu(self.encoder(torch.cat([image, radar], 1))))
+        return StudentOutput(100 * torch.sigmoid(x[:, :1]), x[:, 1:], (), (), (), (), ())
+
+
+def test_breakdown_times_every_part_and_removes_its_hooks():
+    torch.manual_seed(0)
+    models = {'a': Decoded(), 'b': Decoded()}
+    assert list(profiled_parts(models['a'])) == ['encoder', 'decoder.0', 'decoder.1']
+    results = run_benchmark(models, backends=['torch', 'onnxruntime'], sizes=[(32, 64)],
+                            runs=3, warmup=1, device='cpu', progress=False, breakdown=True)
+    for r in results:
+        if r['backend'] == 'onnxruntime':
+            assert 'parts_ms' not in r  # hooks need the torch module
+            continue
+        parts = r['parts_ms']
+        assert set(parts) == {'encoder', 'decoder.0', 'decoder.1', '(rest)', '(forward)'}
+        assert all(parts[k] > 0 for k in ('encoder', 'decoder.0', 'decoder.1', '(forward)'))
+        assert sum(parts[k] for k in ('encoder', 'decoder.0', 'decoder.1')) <= (
+            parts['(forward)'] * 1.5)
+    # The optimized copy was timed with hooks; neither it nor the caller's model keeps one.
+    for model in models.values():
+        assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+    table = format_breakdown(results)
+    assert table.splitlines()[0].split()[0] == 'part' and 'decoder.1' in table
+    assert format_breakdown([r for r in results if r['backend'] == 'onnxruntime']) == ''
+
+
 def test_run_benchmark_rejects_bad_arguments():
     with pytest.raises(ValueError):
         run_benchmark({}, device='cpu')
@@ -106,6 +149,13 @@ def test_bench_command_writes_json(tmp_path, capsys):
     assert cli.main(['bench', '--from-json', str(out), '--markdown']) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith('| variant |') and len(lines) == 2 + len(results)
+    # --breakdown on the real students: every decoder stage is a row of the part table.
+    assert cli.main(['bench', '--variants', 'lircdepth', 'xdrcdepth', '--size', '32x64',
+                     '--runs', '1', '--warmup', '0', '--device', 'cpu', '--breakdown',
+                     '--quiet']) == 0
+    out_text = capsys.readouterr().out
+    for part in ('image_encoder', 'fusion', 'decoder.stage2', 'decoder.context', 'uncertainty'):
+        assert part in out_text
     assert cli.main(['bench', '--from-json', str(tmp_path / 'none.json')]) == 1
     (tmp_path / 'bad.json').write_text('[{"variant": 1}]')
     assert cli.main(['bench', '--from-json', str(tmp_path / 'bad.json')]) == 1

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rcdepth_ros.models import (
     VARIANTS,
@@ -15,6 +16,7 @@ from rcdepth_ros.models import (
     config_from_dict,
     config_to_dict,
 )
+from rcdepth_ros.models.blocks import PointwiseUpsample
 
 STUDENTS = [name for name, config in VARIANTS.items() if isinstance(config, StudentConfig)]
 HEIGHT, WIDTH = 64, 96  # H != W catches transposed axes; both multiples of 32
@@ -38,7 +40,7 @@ def _params(module: torch.nn.Module) -> int:
 
 def test_registry_names():
     assert set(VARIANTS) == {'cafnet', 'lircdepth', 'xdrcdepth', 'xdrcdepth_add',
-                             'xdrcdepth_concat', 'xdrcdepth_attention'}
+                             'xdrcdepth_concat', 'xdrcdepth_attention', 'xdrcdepth_wide'}
     assert VARIANTS['xdrcdepth'].fusion == 'film'
     for name in STUDENTS:
         assert VARIANTS[name].variant == name
@@ -59,7 +61,9 @@ def test_student_contract(name):
     for inter in out.inter_depths:
         assert inter.shape == (b, 1, HEIGHT, WIDTH)
     dec_scales = (16, 8, 4, 2, 1)
-    for feat, width, scale in zip(out.decoder_features, (512, 128, 128, 64, 32), dec_scales):
+    wide = name in ('lircdepth', 'xdrcdepth_wide')
+    widths = (512, 128, 128, 64, 32) if wide else (512, 128, 64, 32, 16)
+    for feat, width, scale in zip(out.decoder_features, widths, dec_scales):
         assert feat.shape == (b, width, HEIGHT // scale, WIDTH // scale)
     for feats, widths in ((out.image_features, (64, 64, 128, 256, 512)),
                           (out.radar_features, (64, 128, 128, 512, 512))):
@@ -106,6 +110,7 @@ def test_lircdepth_sizes_match_paper():
 
 @pytest.mark.parametrize('name, reported, tolerance', [
     ('xdrcdepth', 8.89e6, 0.02),
+    ('xdrcdepth_wide', 8.89e6, 0.02),
     ('xdrcdepth_add', 8.74e6, 0.05),
     ('xdrcdepth_concat', 10.94e6, 0.05),
     ('xdrcdepth_attention', 9.48e6, 0.05),
@@ -132,6 +137,29 @@ def test_config_round_trip_through_json(name):
     assert config_from_dict(data) == config
 
 
+def test_pointwise_upsample_is_1x1_nearest_depthwise():
+    torch.manual_seed(0)
+    up = PointwiseUpsample(6, 4)
+    x = torch.randn(2, 6, 5, 7)
+    mixed = F.conv2d(x, up.pointwise.weight)  # (2, 4, 5, 7)
+    doubled = mixed.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)  # (2, 4, 10, 14)
+    expected = F.conv2d(doubled, up.depthwise.weight, padding=1, groups=4)
+    torch.testing.assert_close(up(x), expected)
+
+
+def test_variants_pick_their_full_resolution_upsampling():
+    lirc, xd, wide = (build_model(n) for n in ('lircdepth', 'xdrcdepth', 'xdrcdepth_wide'))
+    assert isinstance(lirc.decoder.stage1, torch.nn.ConvTranspose2d)
+    assert isinstance(wide.decoder.stage1, torch.nn.ConvTranspose2d)
+    assert isinstance(xd.decoder.stage1, PointwiseUpsample)
+    # XD-RCDepth halves the widths its losses never compare with the teacher (1/4 .. 1/1);
+    # xdrcdepth_wide keeps LiRCDepth's, and otherwise is XD-RCDepth.
+    assert lirc.config.decoder_widths == wide.config.decoder_widths == (512, 128, 128, 64, 32)
+    assert xd.config.decoder_widths == (512, 128, 64, 32, 16)
+    assert (wide.config.fusion, wide.config.daspp_rates) == (xd.config.fusion,
+                                                              xd.config.daspp_rates)
+
+
 def test_config_validation():
     with pytest.raises(ValueError, match='fusion'):
         StudentConfig(fusion='sum')
@@ -139,6 +167,8 @@ def test_config_validation():
         StudentConfig(arch='resnet')
     with pytest.raises(ValueError, match='decoder_widths'):
         StudentConfig(decoder_widths=(512, 128))
+    with pytest.raises(ValueError, match='full_res_upsample'):
+        StudentConfig(full_res_upsample='bilinear')
     with pytest.raises(ValueError, match='unknown StudentConfig keys'):
         config_from_dict({**config_to_dict(VARIANTS['lircdepth']), 'dropout': 0.1})
     with pytest.raises(ValueError, match='arch'):

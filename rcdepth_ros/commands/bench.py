@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='print the table as markdown (for docs/BENCHMARKS.md)')
     parser.add_argument('--from-json', default=None, metavar='IN',
                         help='print the table of an earlier --json file instead of timing')
+    parser.add_argument('--breakdown', action='store_true',
+                        help='also time each part of the torch networks (encoders, fusion, '
+                             'decoder stages, heads) and print a per-part table')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
 
 
@@ -66,7 +69,14 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    from ..bench import MODES, build_random_models, format_markdown, format_table, run_benchmark
+    from ..bench import (
+        MODES,
+        build_random_models,
+        format_breakdown,
+        format_markdown,
+        format_table,
+        run_benchmark,
+    )
     from ..inference import BACKENDS
 
     formatter = format_markdown if args.markdown else format_table
@@ -75,7 +85,10 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f'benchmark JSON not found: {path}')
         try:
-            print(formatter(json.loads(path.read_text())))
+            results = json.loads(path.read_text())
+            print(formatter(results))
+            if args.breakdown:
+                print(format_breakdown(results))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ValueError(f'{path} is not an rcdepth bench JSON list: {exc}') from None
         return 0
@@ -97,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
                             runs=args.runs, warmup=args.warmup, device=args.device,
                             precision=args.precision, batch=args.batch,
                             channels_last=channels_last, seed=args.seed,
-                            progress=not args.quiet, modes=modes)
+                            progress=not args.quiet, modes=modes, breakdown=args.breakdown)
     print(formatter(results))
+    if args.breakdown:
+        print(format_breakdown(results))
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -72,6 +72,22 @@ def transposed_stage(in_channels: int, bottleneck: int, out_channels: int, block
     return nn.Sequential(*layers)
 
 
+class PointwiseUpsample(nn.Sequential):
+    """x2 up-sampling in point-wise form: 1x1 conv at the input scale, nearest x2, depthwise 3x3.
+
+    The light alternative (XD-RCDepth) to a dense stride-2 3x3 transposed conv: the channel
+    mixing runs at the coarse scale and only a depthwise 3x3 at the fine one. Linear, like
+    the transposed conv it replaces.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
+        self.upsample = nn.Upsample(scale_factor=2.0, mode='nearest')
+        self.depthwise = nn.Conv2d(out_channels, out_channels, 3, padding=1,
+                                   groups=out_channels, bias=False)
+
+
 class SeparableAtrousBranch(nn.Module):
     """One point-wise DASPP branch: 1x1 squeeze, dilated depthwise 3x3, 1x1 projection."""
 

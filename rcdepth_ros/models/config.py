@@ -15,6 +15,7 @@ from torch import nn
 
 from .cafnet import CaFNet, CaFNetConfig
 from .fusion import FUSION_KINDS
+from .student_decoder import UPSAMPLE_KINDS
 
 STUDENT_ARCHS = ('lircdepth', 'xdrcdepth')
 _TUPLE_FIELDS = ('image_widths', 'radar_widths', 'decoder_widths', 'decoder_bottlenecks',
@@ -28,10 +29,13 @@ class StudentConfig:
     - variant: registry name; arch: ``lircdepth`` or ``xdrcdepth`` (the paper it follows).
     - fusion: ``add`` | ``concat`` | ``attention`` | ``film`` (radar into image, every scale).
     - image_widths / radar_widths: adapter widths of the 5 encoder taps (the teacher's).
-    - decoder_widths: 5 decoder features 1/16 .. 1/1 (the teacher's, for distillation).
+    - decoder_widths: 5 decoder features 1/16 .. 1/1 (LiRCDepth: the teacher's, for its
+      feature distillation; XD-RCDepth: the teacher's at 1/16 and 1/8, half of them finer).
     - decoder_bottlenecks / decoder_blocks / decoder_expansion: the 4 transposed
       inverted-residual stages (1/32 -> 1/2).
     - daspp_rates / daspp_width: point-wise dense ASPP at 1/8 (empty rates: none).
+    - full_res_upsample: ``transposed`` (dense stride-2 3x3 transposed conv, LiRCDepth) or
+      ``pointwise`` (1x1 conv, nearest x2, depthwise 3x3) from 1/2 to full resolution.
     - uncertainty_width: hidden width of the log-scale head.
     - max_depth: depth = max_depth * sigmoid(.), metres.
     - pretrained: load torchvision ImageNet weights into both MobileNetV2s (needs network).
@@ -49,6 +53,7 @@ class StudentConfig:
     decoder_expansion: int = 6
     daspp_rates: tuple[int, ...] = ()
     daspp_width: int = 32
+    full_res_upsample: str = 'transposed'
     uncertainty_width: int = 16
     max_depth: float = 100.0
     pretrained: bool = False
@@ -68,6 +73,9 @@ class StudentConfig:
                 raise ValueError(f'{name} must be {count} positive ints, got {values}')
         if min(self.decoder_blocks) < 2:
             raise ValueError(f'decoder_blocks must be >= 2 each, got {self.decoder_blocks}')
+        if self.full_res_upsample not in UPSAMPLE_KINDS:
+            raise ValueError(f'full_res_upsample must be one of {UPSAMPLE_KINDS}, '
+                             f'got {self.full_res_upsample!r}')
         if self.decoder_expansion < 1 or self.radar_channels < 1:
             raise ValueError('decoder_expansion and radar_channels must be positive')
         if self.max_depth <= 0:
@@ -86,8 +94,9 @@ class StudentConfig:
 ModelConfig = Union[CaFNetConfig, StudentConfig]
 
 _XDRCDEPTH = StudentConfig(
-    variant='xdrcdepth', arch='xdrcdepth', fusion='film', decoder_blocks=(2, 4, 2, 2),
-    decoder_expansion=2, daspp_rates=(3, 6, 12, 18, 24), daspp_width=32)
+    variant='xdrcdepth', arch='xdrcdepth', fusion='film', decoder_widths=(512, 128, 64, 32, 16),
+    decoder_blocks=(2, 4, 2, 2), decoder_expansion=2, daspp_rates=(3, 6, 12, 18, 24),
+    daspp_width=48, full_res_upsample='pointwise', uncertainty_width=8)
 
 VARIANTS: dict[str, ModelConfig] = {
     'cafnet': CaFNetConfig(),
@@ -97,6 +106,12 @@ VARIANTS: dict[str, ModelConfig] = {
     'xdrcdepth_concat': replace(_XDRCDEPTH, variant='xdrcdepth_concat', fusion='concat'),
     'xdrcdepth_attention': replace(_XDRCDEPTH, variant='xdrcdepth_attention',
                                    fusion='attention'),
+    # XD-RCDepth with LiRCDepth's fine layers (teacher widths down to full resolution, dense
+    # transposed up-sampling): more accurate in the synthetic benchmark, 0.6x LiRCDepth's
+    # CPU latency instead of 0.45x (docs/BENCHMARKS.md).
+    'xdrcdepth_wide': replace(_XDRCDEPTH, variant='xdrcdepth_wide',
+                              decoder_widths=(512, 128, 128, 64, 32), daspp_width=32,
+                              full_res_upsample='transposed', uncertainty_width=16),
 }
 
 

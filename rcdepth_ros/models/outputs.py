@@ -47,8 +47,9 @@ class StudentOutput(NamedTuple):
       the published sigma is ``sqrt(2) * exp(log_scale)``.
     - inter_depths: 3 x (B, 1, H, W) side-head depths at 1/8, 1/4, 1/2 upsampled to H x W,
       in units of depth / max_depth.
-    - decoder_features: 5 tensors, widths (512, 128, 128, 64, 32), 1/16 .. 1/1 (coarsest
-      first), directly comparable with the teacher's.
+    - decoder_features: 5 tensors, widths ``config.decoder_widths``, 1/16 .. 1/1 (coarsest
+      first): LiRCDepth's are the teacher's (512, 128, 128, 64, 32), XD-RCDepth's
+      (512, 128, 64, 32, 16).
     - image_features: 5 image-encoder features after the distillation adapters, teacher
       widths (64, 64, 128, 256, 512), 1/2 .. 1/32.
     - radar_features: 5 radar-encoder features after the distillation adapters, widths

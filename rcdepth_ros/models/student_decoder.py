@@ -6,10 +6,12 @@ Layout (LiRCDepth), with skips ``s_1 .. s_32`` the fused encoder features:
     [d16, s_16] -> stage4 (x2) -> context ----------> d8   (widths[1], 1/8)  -> side head 1/8
     [d8,  s_8]  -> stage3 (x2) ---------------------> d4   (widths[2], 1/4)  -> side head 1/4
     [d4,  s_4]  -> stage2 (x2) ---------------------> d2   (widths[3], 1/2)  -> side head 1/2
-    [d2,  s_2]  -> convT 3x3 (x2) -> side head 1/1; refine([., 4 side depths]) -> d1 (widths[4])
+    [d2,  s_2]  -> up (x2) -> side head 1/1; refine([., 4 side depths]) -> d1 (widths[4])
     depth = max_depth * sigmoid(conv3x3(d1))
 
 ``context`` is the point-wise dense ASPP of XD-RCDepth, ``nn.Identity`` for LiRCDepth.
+``up`` (attribute ``stage1``) is a dense stride-2 3x3 transposed conv (LiRCDepth) or its
+point-wise form, 1x1 conv + nearest x2 + depthwise 3x3 (XD-RCDepth; ``full_res_upsample``).
 Side heads are 1x1 conv + ReLU in units of depth / max_depth, nearest-upsampled to full size.
 """
 
@@ -21,7 +23,9 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
-from .blocks import ConvReLU, PointwiseDenseASPP, transposed_stage
+from .blocks import ConvReLU, PointwiseDenseASPP, PointwiseUpsample, transposed_stage
+
+UPSAMPLE_KINDS = ('transposed', 'pointwise')
 
 
 class StudentDecoder(nn.Module):
@@ -29,12 +33,16 @@ class StudentDecoder(nn.Module):
 
     def __init__(self, skip_widths: Sequence[int], widths: Sequence[int],
                  bottlenecks: Sequence[int], blocks: Sequence[int], expansion: int,
-                 daspp_rates: Sequence[int], daspp_width: int, max_depth: float) -> None:
+                 daspp_rates: Sequence[int], daspp_width: int, max_depth: float,
+                 full_res_upsample: str = 'transposed') -> None:
         super().__init__()
         if len(skip_widths) != 5 or len(widths) != 5:
             raise ValueError('the decoder needs 5 skip widths and 5 decoder widths')
         if len(bottlenecks) != 4 or len(blocks) != 4:
             raise ValueError('the decoder needs 4 stage bottlenecks and 4 block counts')
+        if full_res_upsample not in UPSAMPLE_KINDS:
+            raise ValueError(f'full_res_upsample must be one of {UPSAMPLE_KINDS}, '
+                             f'got {full_res_upsample!r}')
         s, w = skip_widths, widths
         self.max_depth = float(max_depth)
         self.stage5 = transposed_stage(s[4], bottlenecks[0], w[0], blocks[0], expansion)
@@ -46,8 +54,12 @@ class StudentDecoder(nn.Module):
         self.head4 = ConvReLU(w[2], 1)
         self.stage2 = transposed_stage(w[2] + s[1], bottlenecks[3], w[3], blocks[3], expansion)
         self.head2 = ConvReLU(w[3], 1)
-        self.stage1 = nn.ConvTranspose2d(w[3] + s[0], w[4], 3, stride=2, padding=1,
-                                         output_padding=1, bias=False)
+        self.stage1: nn.Module
+        if full_res_upsample == 'pointwise':
+            self.stage1 = PointwiseUpsample(w[3] + s[0], w[4])
+        else:
+            self.stage1 = nn.ConvTranspose2d(w[3] + s[0], w[4], 3, stride=2, padding=1,
+                                             output_padding=1, bias=False)
         self.head1 = ConvReLU(w[4], 1)
         self.refine = ConvReLU(w[4] + 4, w[4], 3)
         self.depth_head = nn.Conv2d(w[4], 1, 3, padding=1, bias=False)

@@ -17,8 +17,8 @@ import sys
 from typing import Any, Sequence
 
 DEFAULT_RUNS = ('teacher', 'lircdepth_nokd', 'lircdepth_kd', 'xdrcdepth_nokd', 'xdrcdepth_kd',
-                'xdrcdepth_kd_only_xkd', 'xdrcdepth_kd_only_d2kd', 'camera_only',
-                'lircdepth_xdkd', 'xdrcdepth_lirkd')
+                'xdrcdepth_kd_only_xkd', 'xdrcdepth_kd_only_d2kd', 'xdrcdepth_wide_nokd',
+                'camera_only', 'lircdepth_xdkd', 'xdrcdepth_lirkd')
 DEPTH_COLUMNS = (('mae', 'MAE', 3), ('rmse', 'RMSE', 3), ('abs_rel', 'AbsRel', 3),
                  ('d1', 'δ1', 3))
 UNCERTAINTY_COLUMNS = (('ause_rmse', 'AUSE-RMSE', 3), ('ause_abs_rel', 'AUSE-AbsRel', 4),
