@@ -175,6 +175,21 @@ def test_config_validation():
         config_from_dict({'arch': 'vit'})
 
 
+@pytest.mark.parametrize('name', ['lircdepth', 'xdrcdepth'])
+def test_uncertainty_loss_trains_only_the_uncertainty_head(name):
+    torch.manual_seed(0)
+    model = build_model(name)
+    image, radar = _inputs()
+    model(image, radar).log_scale.mean().backward()
+    for pname, param in model.named_parameters():
+        reached = param.grad is not None and bool(param.grad.abs().sum() > 0)
+        assert reached == pname.startswith('uncertainty.'), pname
+    model.zero_grad(set_to_none=True)
+    model(image, radar).depth.mean().backward()
+    assert all(p.grad is None for p in model.uncertainty.parameters())
+    assert model.decoder.refine[0].weight.grad.abs().sum() > 0
+
+
 def test_bad_inputs_raise():
     model = RCDepthStudent(VARIANTS['xdrcdepth_add'])
     image, radar = _inputs(1)

@@ -107,8 +107,8 @@ VARIANTS: dict[str, ModelConfig] = {
     'xdrcdepth_attention': replace(_XDRCDEPTH, variant='xdrcdepth_attention',
                                    fusion='attention'),
     # XD-RCDepth with LiRCDepth's fine layers (teacher widths down to full resolution, dense
-    # transposed up-sampling): more accurate in the synthetic benchmark, 0.6x LiRCDepth's
-    # CPU latency instead of 0.45x (docs/BENCHMARKS.md).
+    # transposed up-sampling): slightly more accurate in the synthetic benchmark, 0.6x
+    # LiRCDepth's CPU latency instead of 0.45x (docs/BENCHMARKS.md).
     'xdrcdepth_wide': replace(_XDRCDEPTH, variant='xdrcdepth_wide',
                               decoder_widths=(512, 128, 128, 64, 32), daspp_width=32,
                               full_res_upsample='transposed', uncertainty_width=16),

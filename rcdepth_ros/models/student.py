@@ -86,7 +86,9 @@ class RCDepthStudent(nn.Module):
         radar_features = self.radar_encoder(radar)  # 5 x (B, C_r, H/2^s, W/2^s)
         fused = self.fusion(image_features, radar_features)  # 5 x (B, C_i, ...)
         depth, inter_depths, decoder_features = self.decoder(fused)
-        log_scale = self.uncertainty(decoder_features[-1])  # (B, 1, H, W)
+        # The head reads detached features: its Laplace NLL trains the head alone, so the
+        # depth network learns exactly from the papers' losses (SPEC 2.4).
+        log_scale = self.uncertainty(decoder_features[-1].detach())  # (B, 1, H, W)
         return StudentOutput(
             depth=depth,
             log_scale=log_scale,

@@ -1,8 +1,11 @@
 """Per-pixel Laplace-scale head of the students (SPEC 2.4: ours, not from the papers).
 
 The head reads the full-resolution decoder features and predicts ``log b`` (b in metres), the
-scale of a Laplace distribution of the depth error; sigma = sqrt(2) * b. Training it with the
-Laplace NLL on a detached depth prediction is the loss's business (``training.losses``).
+scale of a Laplace distribution of the depth error; sigma = sqrt(2) * b. The students feed it
+those features detached, so its Laplace NLL (on a detached depth prediction too, in
+``training.losses``) trains the head alone and leaves the depth network's training as in the
+papers; with shared, non-detached features the NLL gradient reshaped them (on the synthetic
+benchmark it cost the narrow XD-RCDepth decoder about 1 m of MAE, docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
