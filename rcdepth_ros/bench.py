@@ -338,10 +338,7 @@ def format_breakdown(results: Sequence[dict]) -> str:
     rows = [header] + [[name] + ['-' if name not in r['parts_ms'] else
                                  f"{r['parts_ms'][name]:.1f}" for r in cases]
                        for name in names]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ['  '.join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
-    lines.insert(1, '  '.join('-' * w for w in widths))
+    lines = _aligned(rows, first_right=1)
     lines.append('part medians in ms from hooked calls after the main timing')
     return '\n'.join(lines)
 
@@ -363,6 +360,18 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
 
 
+def _aligned(rows: Sequence[Sequence[str]], first_right: int) -> list[str]:
+    """Align ``rows`` (header first) into fixed-width lines with a dash rule under the header.
+
+    Columns from ``first_right`` on are right-aligned, the others left-aligned.
+    """
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ['  '.join(cell.rjust(w) if i >= first_right else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
+    lines.insert(1, '  '.join('-' * w for w in widths))
+    return lines
+
+
 def format_table(results: Sequence[dict]) -> str:
     """Fixed-width text table of benchmark results, with the ratio to the reference."""
     header = ('variant', 'backend', 'mode', 'device', 'prec', 'size', 'batch', 'median ms',
@@ -376,10 +385,7 @@ def format_table(results: Sequence[dict]) -> str:
             '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.1f}",
             f"{r['params_m']:.2f}",
             '-' if r['rel_median'] is None else f"{r['rel_median']:.3f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ['  '.join(cell.rjust(w) if i >= 5 else cell.ljust(w)
-                       for i, (cell, w) in enumerate(zip(row, widths))) for row in rows]
-    lines.insert(1, '  '.join('-' * w for w in widths))
+    lines = _aligned(rows, first_right=5)
     if results:
         lines.append(f"x ref: median_ms / median_ms of {results[0]['reference']} "
                      f"(same backend, mode and size); device: {results[0]['device_name']}")
