@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from . import geometry, msgs
+from . import geometry, msgs, resources
 
 DEMO_MODEL_NAME = 'xdrcdepth_demo'
 # Header of a huge cloud is rejected before decoding it (nuScenes radar: ~125 points).
@@ -150,16 +150,8 @@ def make_frame(stamp_ns: int, frame_id: str, image_rgb: np.ndarray, K: np.ndarra
 # ----------------------------------------------------------------------------- inference
 
 def default_model_path() -> Path:
-    """Return the demo weights path: ament share dir of rcdepth_ros, else the repository."""
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        share = Path(get_package_share_directory('rcdepth_ros')) / 'models' / DEMO_MODEL_NAME
-        if share.with_suffix('.safetensors').is_file():
-            return share
-    except (ImportError, LookupError, ValueError, OSError):  # no ament index: not installed
-        pass
-    return Path(__file__).resolve().parents[1] / 'models' / DEMO_MODEL_NAME
+    """Return the shipped demo weights' base path (FileNotFoundError naming where it looked)."""
+    return resources.model_path(DEMO_MODEL_NAME)
 
 
 def resolve_model_path(path: str | os.PathLike[str] | None) -> Path:
