@@ -13,6 +13,7 @@ from rcdepth_ros.models.cafnet import CaFNet, CaFNetConfig
 from rcdepth_ros.models.outputs import TeacherOutput
 from rcdepth_ros.models.resnet import ResNetFeatures
 from rcdepth_ros.models.sparse_conv import SparseConv2d, SparseConvStem
+from rcdepth_ros.models.variants import strict_from_dict
 
 H, W = 64, 96
 
@@ -154,9 +155,9 @@ def test_config_is_frozen_and_round_trips_through_json_types():
         config.max_depth = 80.0
     as_json = {k: list(v) if isinstance(v, tuple) else v
                for k, v in dataclasses.asdict(config).items()}
-    assert CaFNetConfig.from_dict(as_json) == config
+    assert strict_from_dict(CaFNetConfig, as_json) == config
     with pytest.raises(ValueError, match='unknown'):
-        CaFNetConfig.from_dict({**as_json, 'width': 3})
+        strict_from_dict(CaFNetConfig, {**as_json, 'width': 3})
     with pytest.raises(ValueError):
         CaFNetConfig(sparse_channels=(16, 16, 16, 4))
     assert config.decoder_widths == (512, 128, 128, 64, 32)

@@ -8,9 +8,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 import torch
 
+from rcdepth_ros.errors import BadArgument, MissingData
 from rcdepth_ros.models import VARIANTS, build_model, load_model, read_description, save_weights
-from rcdepth_ros.models.config import StudentConfig
-from rcdepth_ros.models.io import weight_paths
+from rcdepth_ros.models.io import input_spec, resolve_model, resolve_weights, weight_paths
+from rcdepth_ros.models.student import StudentConfig
 from rcdepth_ros.preprocess import IMAGENET_MEAN, IMAGENET_STD, RADAR_CHANNELS
 
 # A narrow student keeps files small and the tests quick; the code path is the real one.
@@ -160,11 +161,11 @@ def test_bad_description(saved, text, message):
 
 
 def test_missing_files(tmp_path, saved):
-    with pytest.raises(ValueError, match='not found'):
+    with pytest.raises(MissingData, match='not found'):
         load_model(tmp_path / 'nothing_here')
     _, base = saved
     weight_paths(base)[0].unlink()
-    with pytest.raises(ValueError, match='weights file not found'):
+    with pytest.raises(MissingData, match='weights file not found'):
         load_model(base)
 
 
@@ -206,3 +207,71 @@ def test_wrapped_model_saves_bare_names(tmp_path, saved):
     load_model(tmp_path / 'wrapped')
     with pytest.raises(ValueError, match='training_resolution'):
         save_weights(model, TINY, tmp_path / 'bad', metadata={'training_resolution': [352]})
+
+
+# ----------------------------------------------------------------------------- resolver
+
+def test_names_with_dots_resolve_and_load(tmp_path, saved):
+    model, base = saved
+    dotted = tmp_path / 'runs' / 'xd.v2'
+    dotted.parent.mkdir()
+    for src, dst in zip(weight_paths(base), ('xd.v2.safetensors', 'xd.v2.json')):
+        (dotted.parent / dst).write_bytes(src.read_bytes())
+    # The base path, either file and the folder (one model in it) all name the same weights.
+    for given in (dotted, tmp_path / 'runs' / 'xd.v2.safetensors',
+                  tmp_path / 'runs' / 'xd.v2.json', tmp_path / 'runs'):
+        assert resolve_weights(given) == dotted, given
+    loaded, config, _ = load_model(resolve_weights(str(dotted)))
+    assert config == TINY
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor)
+    # 'xd' alone is another model, not a truncation of 'xd.v2'.
+    with pytest.raises(MissingData, match=r'model weights not found: .*xd\.safetensors'):
+        resolve_weights(tmp_path / 'runs' / 'xd')
+
+
+def test_resolver_errors_name_the_problem(tmp_path, saved):
+    _, base = saved
+    with pytest.raises(MissingData, match=r'model weights not found: .*gone\.safetensors'):
+        resolve_weights(tmp_path / 'gone')
+    weight_paths(base)[1].unlink()
+    with pytest.raises(MissingData, match=r'tiny\.json'):
+        resolve_weights(base)
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(MissingData, match='0 exported models'):
+        resolve_weights(empty)
+    with pytest.raises(MissingData, match='no checkpoint or exported model'):
+        resolve_model(tmp_path / 'gone', checkpoints=True)
+
+
+def test_training_checkpoints_only_where_allowed(tmp_path):
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'best.json').write_text(json.dumps({'format': 'rcdepth_ros.checkpoint'}))
+    source = resolve_model(run, checkpoints=True)
+    assert (source.kind, source.path) == ('checkpoint', run / 'best.json')
+    assert resolve_model(run / 'best', checkpoints=True).path == run / 'best.json'
+    assert resolve_model(run / 'best-00000005-abc.safetensors',
+                         checkpoints=True).path == run / 'best.json'
+    with pytest.raises(BadArgument, match='rcdepth export'):
+        resolve_weights(run)
+
+
+def test_input_spec_reads_new_and_old_descriptions(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(TINY).eval()
+    base = tmp_path / 'cam'
+    save_weights(model, TINY, base, metadata={'camera_only': True,
+                                              'training_resolution': [96, 160]})
+    description = read_description(base)
+    assert description['input']['radar']['camera_only'] is True
+    assert 'camera_only' not in description['metadata']
+    spec = input_spec(description)
+    assert spec.camera_only and spec.training_resolution == (96, 160)
+    assert spec.radar_channels == tuple(RADAR_CHANNELS) and spec.size_multiple == 32
+    # Files written before the flag moved kept it in the free metadata.
+    old = {k: v for k, v in description.items() if k != 'input'}
+    old['metadata'] = {'camera_only': True}
+    assert input_spec(old).camera_only
+    assert not input_spec({'metadata': {}}).camera_only

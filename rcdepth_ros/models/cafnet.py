@@ -9,8 +9,8 @@ residuals at five scales.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -78,15 +78,6 @@ class CaFNetConfig:
         """Widths of the five decoder features, 1/16 .. 1/1."""
         f = self.bts_size
         return (f, f // 4, f // 4, f // 8, f // 16)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, object]) -> CaFNetConfig:
-        """Build from a JSON-style mapping; unknown keys are an error (strict loading)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f'unknown CaFNetConfig keys: {", ".join(unknown)}')
-        return cls(**values)
 
 
 class GatedRadarFusion(nn.Module):

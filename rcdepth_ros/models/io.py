@@ -10,43 +10,194 @@ The JSON file describes how to rebuild and feed the network, so a consumer never
 - ``dtype`` of the stored tensors; ``metadata``: free JSON-serialisable dict.
 
 Loading is strict: a missing or corrupt file, an unknown architecture, and any missing,
-unexpected or mis-shaped tensor raise one ``ValueError`` naming the problem. No pickle.
+unexpected or mis-shaped tensor raise one error naming the problem
+(:class:`~rcdepth_ros.errors.MissingData` or :class:`~rcdepth_ros.errors.BadInputFile`). No
+pickle.
+
+:func:`resolve_model` is the one resolver of a user-given model path, for the node, the bag
+tools, the demo, evaluation, export and the benchmarks. It accepts the base path
+``models/NAME`` (a dot in NAME is part of the name: ``xd.v2`` is ``xd.v2.safetensors``), either
+file, a folder holding exactly one exported model and, where the caller allows it, a training
+checkpoint (a run folder, ``OUT/best``, ``OUT/last.json``, ``OUT/best-<step>.safetensors``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
+import os
 from pathlib import Path
+import re
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import resources
+from ..errors import BadArgument, BadInputFile, MissingData
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD, RADAR_CHANNELS
-from .config import ModelConfig, build_model, config_arch, config_from_dict, config_to_dict
+from .variants import ModelConfig, build_model, config_arch, config_from_dict, config_to_dict
 
 FORMAT = 'rcdepth_ros.weights'
 FORMAT_VERSION = 1
+CHECKPOINT_FORMAT = 'rcdepth_ros.checkpoint'
+CHECKPOINT_TAGS = ('best', 'last')  # a run folder opens its best checkpoint first
 DEFAULT_TRAINING_RESOLUTION = (352, 704)
+SIZE_MULTIPLE = 32
+DEMO_MODEL_NAME = 'xdrcdepth_demo'
+_SUFFIXES = ('.safetensors', '.json')
+
+
+# ----------------------------------------------------------------------------- paths
+
+def default_model_path() -> Path:
+    """Return the base path of the shipped demo weights (:func:`rcdepth_ros.resources.find`).
+
+    Raises :class:`MissingData` naming every place the lookup tried.
+    """
+    try:
+        return resources.model_path(DEMO_MODEL_NAME)
+    except FileNotFoundError as exc:
+        raise MissingData(str(exc)) from None
+
+
+def _strip_suffix(path: Path) -> Path:
+    """Drop a ``.safetensors``/``.json`` suffix only; other dots belong to the name."""
+    for suffix in _SUFFIXES:
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return path.with_name(path.name[:-len(suffix)])
+    return path
 
 
 def weight_paths(path: str | Path) -> tuple[Path, Path]:
     """Return ``(<path>.safetensors, <path>.json)``, dropping a given suffix of either."""
+    base = _strip_suffix(Path(path))
+    return base.with_name(base.name + '.safetensors'), base.with_name(base.name + '.json')
+
+
+def _json_format(path: Path) -> str | None:
+    """Return the ``format`` field of a JSON file; None if it is no readable JSON object."""
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data.get('format') if isinstance(data, dict) else None
+
+
+def checkpoint_json_path(path: str | Path) -> Path | None:
+    """Return the training-checkpoint JSON ``path`` names, or None if it names none.
+
+    ``path`` may be a run folder (``best`` preferred over ``last``), ``OUT/best``,
+    ``OUT/best.json`` or ``OUT/best-....safetensors``.
+    """
     path = Path(path)
-    if path.suffix in ('.safetensors', '.json'):
-        path = path.with_suffix('')
-    return path.with_name(path.name + '.safetensors'), path.with_name(path.name + '.json')
+    if path.is_dir():
+        candidates = [path / f'{tag}.json' for tag in CHECKPOINT_TAGS]
+    else:
+        candidates = [weight_paths(path)[1]]
+        match = re.match(r'^(last|best)-.*\.safetensors$', path.name)
+        if match:
+            candidates.append(path.with_name(f'{match.group(1)}.json'))
+    for candidate in candidates:
+        if candidate.is_file() and _json_format(candidate) == CHECKPOINT_FORMAT:
+            return candidate
+    return None
 
 
-def _input_description() -> dict[str, Any]:
+@dataclass(frozen=True)
+class ModelSource:
+    """What a model path names.
+
+    ``kind`` is ``weights`` (``path`` = base path without suffix) or ``checkpoint``
+    (``path`` = the checkpoint JSON).
+    """
+
+    kind: str
+    path: Path
+
+
+def resolve_model(path: str | os.PathLike[str] | None, checkpoints: bool = False) -> ModelSource:
+    """Resolve a user-given model path; see the module docstring for what it accepts.
+
+    Empty or None means the shipped demo weights. ``checkpoints`` allows training
+    checkpoints (evaluation, export); elsewhere one is refused with the command that turns it
+    into weights. Raises :class:`MissingData` naming the file that is not there.
+    """
+    if path is None or str(path) == '':
+        base = default_model_path()
+    else:
+        base = Path(os.path.expanduser(str(path)))
+        checkpoint = checkpoint_json_path(base)
+        if checkpoint is not None:
+            if checkpoints:
+                return ModelSource('checkpoint', checkpoint)
+            raise BadArgument(f'{path} is a training checkpoint; export it first with '
+                              f'rcdepth export --checkpoint {path} --out models/NAME')
+        if base.is_dir():
+            found = sorted(p for p in base.glob('*.json') if _json_format(p) == FORMAT)
+            if len(found) != 1:
+                what = 'no training checkpoint (best.json / last.json) and ' if checkpoints \
+                    else ''
+                raise MissingData(f'{base}: {what}{len(found)} exported models in it '
+                                  f'(need exactly one)')
+            base = found[0]
+        base = _strip_suffix(base)
+    weights, description = weight_paths(base)
+    if checkpoints and not description.is_file() and not weights.is_file():
+        raise MissingData(f'no checkpoint or exported model at {path}')
+    for file in (weights, description):
+        if not file.is_file():
+            raise MissingData(f'model weights not found: {file}')
+    return ModelSource('weights', base)
+
+
+def resolve_weights(path: str | os.PathLike[str] | None) -> Path:
+    """Return the base path of exported weights (:func:`resolve_model`, no checkpoints)."""
+    return resolve_model(path).path
+
+
+# ----------------------------------------------------------------------------- description
+
+def _input_description(camera_only: bool) -> dict[str, Any]:
     return {
         'image': {'color_order': 'RGB', 'layout': 'B,3,H,W', 'scale': 'uint8 / 255',
                   'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD)},
-        'radar': {'layout': 'B,4,H,W', 'channels': list(RADAR_CHANNELS),
-                  'empty_value': 0.0,
+        'radar': {'layout': f'B,{len(RADAR_CHANNELS)},H,W', 'channels': list(RADAR_CHANNELS),
+                  'empty_value': 0.0, 'camera_only': bool(camera_only),
                   'note': 'one pixel per point, nearer point wins; velocities raw, radar frame'},
-        'size_multiple': 32,
+        'size_multiple': SIZE_MULTIPLE,
     }
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What a network is fed, from its weights description (old files: the defaults).
+
+    - camera_only: trained with an all-zero radar image; it must be served one too.
+    - radar_channels: names of the radar image channels, in order.
+    - training_resolution: ``(H, W)`` of the training crops.
+    - size_multiple: inputs are padded to a multiple of this.
+    """
+
+    camera_only: bool = False
+    radar_channels: tuple[str, ...] = tuple(RADAR_CHANNELS)
+    training_resolution: tuple[int, int] = DEFAULT_TRAINING_RESOLUTION
+    size_multiple: int = SIZE_MULTIPLE
+
+
+def input_spec(description: dict[str, Any]) -> InputSpec:
+    """Return the :class:`InputSpec` of a weights description.
+
+    Files written before ``input.radar.camera_only`` existed kept the flag in ``metadata``.
+    """
+    radar = description.get('input', {}).get('radar', {})
+    camera_only = radar.get('camera_only', description.get('metadata', {}).get('camera_only'))
+    resolution = description.get('training_resolution', DEFAULT_TRAINING_RESOLUTION)
+    return InputSpec(
+        camera_only=bool(camera_only),
+        radar_channels=tuple(radar.get('channels', RADAR_CHANNELS)),
+        training_resolution=(int(resolution[0]), int(resolution[1])),
+        size_multiple=int(description.get('input', {}).get('size_multiple', SIZE_MULTIPLE)))
 
 
 def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
@@ -55,7 +206,8 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
 
     ``half=True`` stores floating-point tensors as float16 (half the size); they load back
     into a float32 model. ``metadata`` may carry ``training_resolution`` and
-    ``training_data``, which are lifted to the top level; it must be JSON-serialisable.
+    ``training_data``, which are lifted to the top level, and ``camera_only``, which goes to
+    ``input.radar.camera_only``; it must be JSON-serialisable.
     """
     from safetensors.torch import save_file
 
@@ -72,6 +224,7 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
             tensor = tensor.half()
         tensors[name] = tensor.contiguous()
     resolution = metadata.pop('training_resolution', DEFAULT_TRAINING_RESOLUTION)
+    camera_only = bool(metadata.pop('camera_only', False))
     if len(resolution) != 2 or min(int(v) for v in resolution) <= 0:
         raise ValueError(f'training_resolution must be [height, width], got {resolution}')
     description = {
@@ -81,7 +234,7 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
         'arch': config_arch(config),
         'config': config_dict,
         'max_depth': float(config.max_depth),
-        'input': _input_description(),
+        'input': _input_description(camera_only),
         'training_resolution': [int(v) for v in resolution],
         'training_data': str(metadata.pop('training_data', 'unspecified')),
         'dtype': 'float16' if half else 'float32',
@@ -102,19 +255,19 @@ def read_description(path: str | Path) -> dict[str, Any]:
     """Parse and check the ``<path>.json`` description of a weights file."""
     _, json_path = weight_paths(path)
     if not json_path.is_file():
-        raise ValueError(f'model description not found: {json_path}')
+        raise MissingData(f'model description not found: {json_path}')
     try:
         description = json.loads(json_path.read_text(encoding='utf-8'))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f'corrupt model description {json_path}: {exc}') from None
+        raise BadInputFile(f'corrupt model description {json_path}: {exc}') from None
     if not isinstance(description, dict) or description.get('format') != FORMAT:
-        raise ValueError(f'{json_path} is not an rcdepth_ros model description '
-                         f'(format {FORMAT!r} expected)')
+        raise BadInputFile(f'{json_path} is not an rcdepth_ros model description '
+                           f'(format {FORMAT!r} expected)')
     if description.get('format_version') != FORMAT_VERSION:
-        raise ValueError(f'{json_path}: unsupported format_version '
-                         f'{description.get("format_version")!r} (expected {FORMAT_VERSION})')
+        raise BadInputFile(f'{json_path}: unsupported format_version '
+                           f'{description.get("format_version")!r} (expected {FORMAT_VERSION})')
     if 'config' not in description:
-        raise ValueError(f'{json_path}: no model config')
+        raise BadInputFile(f'{json_path}: no model config')
     return description
 
 
@@ -122,16 +275,16 @@ def _read_tensors(weights_path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     if not weights_path.is_file():
-        raise ValueError(f'weights file not found: {weights_path}')
+        raise MissingData(f'weights file not found: {weights_path}')
     try:
         return load_file(str(weights_path), device='cpu')
     except Exception as exc:  # safetensors raises its own error types for bad headers/data
-        raise ValueError(f'corrupt weights file {weights_path}: {exc}') from None
+        raise BadInputFile(f'corrupt weights file {weights_path}: {exc}') from None
 
 
 def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor],
                      source: str = 'weights') -> None:
-    """Raise one ``ValueError`` listing missing, unexpected and mis-shaped tensors."""
+    """Raise one :class:`BadInputFile` listing missing, unexpected and mis-shaped tensors."""
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     misshaped = sorted(f'{k} {tuple(found[k].shape)} != {tuple(expected[k].shape)}'
@@ -144,7 +297,7 @@ def check_state_dict(expected: dict[str, torch.Tensor], found: dict[str, torch.T
             shown = ', '.join(names[:5]) + (f' (+{len(names) - 5} more)' if len(names) > 5 else '')
             problems.append(f'{len(names)} {label}: {shown}')
     if problems:
-        raise ValueError(f'{source} do not match the model: ' + '; '.join(problems))
+        raise BadInputFile(f'{source} do not match the model: ' + '; '.join(problems))
 
 
 def load_model(path: str | Path, device: str | torch.device = 'cpu'
@@ -159,7 +312,7 @@ def load_model(path: str | Path, device: str | torch.device = 'cpu'
     try:
         config = config_from_dict(description['config'])
     except (TypeError, ValueError) as exc:
-        raise ValueError(f'{json_path}: bad model config: {exc}') from None
+        raise BadInputFile(f'{json_path}: bad model config: {exc}') from None
     tensors = _read_tensors(weights_path)
     model = build_model(config)
     expected = model.state_dict()

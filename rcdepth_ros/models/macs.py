@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .variants import build_model
+
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm,
           nn.InstanceNorm2d)
 
@@ -85,8 +87,6 @@ def model_macs(model: nn.Module, height: int, width: int, radar_channels: int = 
 def config_macs(config: object, height: int, width: int, include_norm: bool = False,
                 transposed_as_conv: bool = False) -> int:
     """MACs of the network a config describes, built on the ``meta`` device (no memory)."""
-    from .config import build_model
-
     with torch.device('meta'):
         model = build_model(config)
     return model_macs(model, height, width, getattr(config, 'radar_channels', 4), include_norm,

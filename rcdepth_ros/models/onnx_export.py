@@ -20,7 +20,6 @@ import copy
 import dataclasses
 import io
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -29,27 +28,14 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from .outputs import depth_and_sigma
+from .variants import config_to_dict
+
 ONNX_INPUTS = ('image', 'radar')
 ONNX_OUTPUTS = ('depth', 'sigma')
 DEFAULT_OPSET = 17
 METADATA_KEY = 'rcdepth_config'
 SIZE_MULTIPLE = 32
-
-
-def depth_and_sigma(output: Any) -> tuple[Tensor, Tensor]:
-    """Return ``(depth, sigma)``, both float32 ``(B, 1, H, W)`` metres, from a model output.
-
-    ``sigma = sqrt(2) * exp(log_scale)`` is the standard deviation of the predicted Laplace
-    distribution. Outputs without ``log_scale`` (the CaFNet teacher) give ``sigma`` = NaN,
-    the REP 117 'no measurement' value, rather than a made-up number.
-    """
-    depth = output.depth.float()  # (B, 1, H, W)
-    log_scale = getattr(output, 'log_scale', None)
-    if log_scale is None:
-        return depth, torch.full_like(depth, float('nan'))
-    # exp in float32: under fp16 a large log_scale would overflow to inf.
-    sigma = math.sqrt(2.0) * torch.exp(log_scale.float())  # (B, 1, H, W)
-    return depth, sigma
 
 
 class DepthSigma(nn.Module):
@@ -67,8 +53,6 @@ def config_dict(config: Any) -> dict:
     """JSON-ready dict of a model config, with ``arch`` and ``variant`` where known."""
     if isinstance(config, dict):
         return dict(config)
-    from .config import config_to_dict
-
     try:
         return config_to_dict(config)
     except TypeError:  # not a registered config family: a plain dataclass or object

@@ -1,13 +1,16 @@
-"""Named outputs and the input contract of the networks (models, losses and inference).
+"""Named outputs, what they mean, and the input contract of the networks.
 
 Shapes use B = batch, H x W = input size. Feature tuples are ordered finest to coarsest
-unless a field says otherwise.
+unless a field says otherwise. :func:`depth_and_sigma` is the one definition of the published
+pair (depth and its sigma) that inference, evaluation and the ONNX graph all use.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import math
+from typing import Any, NamedTuple
 
+import torch
 from torch import Tensor
 
 
@@ -82,3 +85,19 @@ def check_inputs(image: Tensor, radar: Tensor, radar_channels: int) -> None:
     if image.shape[2] % 32 or image.shape[3] % 32:
         raise ValueError('height and width must be multiples of 32, got '
                          f'{image.shape[2]}x{image.shape[3]}')
+
+
+def depth_and_sigma(output: Any) -> tuple[Tensor, Tensor]:
+    """Return ``(depth, sigma)``, both float32 ``(B, 1, H, W)`` metres, from a model output.
+
+    ``sigma = sqrt(2) * exp(log_scale)`` is the standard deviation of the predicted Laplace
+    distribution. Outputs without ``log_scale`` (the CaFNet teacher) give ``sigma`` = NaN,
+    the REP 117 'no measurement' value, rather than a made-up number.
+    """
+    depth = output.depth.float()  # (B, 1, H, W)
+    log_scale = getattr(output, 'log_scale', None)
+    if log_scale is None:
+        return depth, torch.full_like(depth, float('nan'))
+    # exp in float32: under fp16 a large log_scale would overflow to inf.
+    sigma = math.sqrt(2.0) * torch.exp(log_scale.float())  # (B, 1, H, W)
+    return depth, sigma

@@ -49,14 +49,80 @@ M (10.94); the tests hold them to the paper within 2 % (FiLM) and 5 % (the ablat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
-from .config import StudentConfig
-from .fusion import MultiScaleFusion
+from .fusion import FUSION_KINDS, MultiScaleFusion
 from .mobilenet import MobileNetV2Features
 from .outputs import StudentOutput, check_inputs
-from .student_decoder import StudentDecoder
+from .student_decoder import UPSAMPLE_KINDS, StudentDecoder
 from .uncertainty import UncertaintyHead
+
+STUDENT_ARCHS = ('lircdepth', 'xdrcdepth')
+_TUPLE_FIELDS = ('image_widths', 'radar_widths', 'decoder_widths', 'decoder_bottlenecks',
+                 'decoder_blocks', 'daspp_rates')
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Architecture of a student; saved with every checkpoint. Defaults are LiRCDepth.
+
+    - variant: registry name; arch: ``lircdepth`` or ``xdrcdepth`` (the paper it follows).
+    - fusion: ``add`` | ``concat`` | ``attention`` | ``film`` (radar into image, every scale).
+    - image_widths / radar_widths: adapter widths of the 5 encoder taps (the teacher's).
+    - decoder_widths: 5 decoder features 1/16 .. 1/1 (LiRCDepth: the teacher's, for its
+      feature distillation; XD-RCDepth: the teacher's at 1/16 and 1/8, half of them finer).
+    - decoder_bottlenecks / decoder_blocks / decoder_expansion: the 4 transposed
+      inverted-residual stages (1/32 -> 1/2).
+    - daspp_rates / daspp_width: point-wise dense ASPP at 1/8 (empty rates: none).
+    - full_res_upsample: ``transposed`` (dense stride-2 3x3 transposed conv, LiRCDepth) or
+      ``pointwise`` (1x1 conv, nearest x2, depthwise 3x3) from 1/2 to full resolution.
+    - uncertainty_width: hidden width of the log-scale head.
+    - max_depth: depth = max_depth * sigmoid(.), metres.
+    - pretrained: load torchvision ImageNet weights into both MobileNetV2s (needs network).
+    """
+
+    variant: str = 'lircdepth'
+    arch: str = 'lircdepth'
+    fusion: str = 'add'
+    radar_channels: int = 4
+    image_widths: tuple[int, ...] = (64, 64, 128, 256, 512)
+    radar_widths: tuple[int, ...] = (64, 128, 128, 512, 512)
+    decoder_widths: tuple[int, ...] = (512, 128, 128, 64, 32)
+    decoder_bottlenecks: tuple[int, ...] = (32, 16, 32, 32)
+    decoder_blocks: tuple[int, ...] = (3, 8, 3, 2)
+    decoder_expansion: int = 6
+    daspp_rates: tuple[int, ...] = ()
+    daspp_width: int = 32
+    full_res_upsample: str = 'transposed'
+    uncertainty_width: int = 16
+    max_depth: float = 100.0
+    pretrained: bool = False
+
+    def __post_init__(self) -> None:
+        # JSON round trips turn tuples into lists; keep the dataclass hashable and comparable.
+        for name in _TUPLE_FIELDS:
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if self.arch not in STUDENT_ARCHS:
+            raise ValueError(f'arch must be one of {STUDENT_ARCHS}, got {self.arch!r}')
+        if self.fusion not in FUSION_KINDS:
+            raise ValueError(f'fusion must be one of {FUSION_KINDS}, got {self.fusion!r}')
+        for name, count in (('image_widths', 5), ('radar_widths', 5), ('decoder_widths', 5),
+                            ('decoder_bottlenecks', 4), ('decoder_blocks', 4)):
+            values = getattr(self, name)
+            if len(values) != count or min(values) < 1:
+                raise ValueError(f'{name} must be {count} positive ints, got {values}')
+        if min(self.decoder_blocks) < 2:
+            raise ValueError(f'decoder_blocks must be >= 2 each, got {self.decoder_blocks}')
+        if self.full_res_upsample not in UPSAMPLE_KINDS:
+            raise ValueError(f'full_res_upsample must be one of {UPSAMPLE_KINDS}, '
+                             f'got {self.full_res_upsample!r}')
+        if self.decoder_expansion < 1 or self.radar_channels < 1:
+            raise ValueError('decoder_expansion and radar_channels must be positive')
+        if self.max_depth <= 0:
+            raise ValueError(f'max_depth must be positive, got {self.max_depth}')
+
 
 
 class RCDepthStudent(nn.Module):

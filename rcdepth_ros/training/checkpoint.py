@@ -30,11 +30,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.config import ModelConfig, build_model, config_from_dict, config_to_dict
-from ..models.io import FORMAT as WEIGHTS_FORMAT
-from ..models.io import check_state_dict, load_model
+from ..models.io import CHECKPOINT_FORMAT as FORMAT
+from ..models.io import (
+    check_state_dict,
+    checkpoint_json_path,  # noqa: F401 - training.export imports it from here
+    input_spec,
+    load_model,
+    resolve_model,
+)
+from ..models.variants import ModelConfig, build_model, config_from_dict, config_to_dict
 
-FORMAT = 'rcdepth_ros.checkpoint'
 FORMAT_VERSION = 1
 TAGS = ('last', 'best')
 
@@ -182,35 +187,6 @@ def clean_checkpoint_dir(out_dir: str | Path) -> None:
 
 # ----------------------------------------------------------------------------- reading
 
-def checkpoint_json_path(path: str | Path) -> Path | None:
-    """Return the checkpoint JSON ``path`` names, or None if it is no training checkpoint.
-
-    ``path`` may be a run folder (``best`` preferred over ``last``), ``OUT/best``,
-    ``OUT/best.json`` or ``OUT/best-....safetensors``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        for tag in ('best', 'last'):
-            if (path / f'{tag}.json').is_file():
-                return path / f'{tag}.json'
-        return None
-    candidates = [path.with_suffix('.json') if path.suffix in ('.json', '.safetensors')
-                  else path.with_name(path.name + '.json')]
-    if path.suffix == '.safetensors':
-        match = re.match(r'^(last|best)-', path.name)
-        if match:
-            candidates.append(path.with_name(f'{match.group(1)}.json'))
-    for candidate in candidates:
-        if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding='utf-8'))
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                return None
-            if isinstance(data, dict) and data.get('format') == FORMAT:
-                return candidate
-    return None
-
-
 def read_checkpoint_description(json_path: str | Path) -> dict[str, Any]:
     """Return the JSON part of a checkpoint (no tensors); one ``ValueError`` if broken."""
     json_path = Path(json_path)
@@ -270,14 +246,15 @@ def load_any_model(path: str | Path, device: str | torch.device = 'cpu'
                    ) -> tuple[nn.Module, ModelConfig, dict[str, Any]]:
     """Load a training checkpoint or an exported model: ``(model.eval(), config, info)``.
 
-    ``info`` has ``source`` (``checkpoint`` or ``export``), ``path`` and, for checkpoints,
-    the checkpoint description (run ``config``, ``step``, ``best``); for exports, the model
-    description of :func:`rcdepth_ros.models.load_model`. ``info['camera_only']`` says
-    whether the model was trained with its radar input zeroed.
+    ``path`` is resolved by :func:`rcdepth_ros.models.io.resolve_model`. ``info`` has
+    ``source`` (``checkpoint`` or ``export``), ``path`` and, for checkpoints, the checkpoint
+    description (run ``config``, ``step``, ``best``); for exports, the model description of
+    :func:`rcdepth_ros.models.load_model`. ``info['camera_only']`` says whether the model was
+    trained with its radar input zeroed.
     """
-    path = Path(path)
-    json_path = checkpoint_json_path(path)
-    if json_path is not None:
+    source = resolve_model(path, checkpoints=True)
+    if source.kind == 'checkpoint':
+        json_path = source.path
         description, tensors = read_checkpoint(json_path)
         try:
             config = config_from_dict(description['model_config'])
@@ -289,27 +266,7 @@ def load_any_model(path: str | Path, device: str | torch.device = 'cpu'
         info = {'source': 'checkpoint', 'path': str(json_path), **description,
                 'camera_only': bool(run.get('data', {}).get('camera_only', False))}
         return model.to(device).eval(), config, info
-    base = path
-    if path.is_dir():
-        found = sorted(path.glob('*.json'))
-        weights = [p for p in found if _is_weights_json(p)]
-        if len(weights) != 1:
-            raise FileNotFoundError(f'{path}: no training checkpoint (best.json / last.json) '
-                                    f'and {len(weights)} exported models in it')
-        base = weights[0].with_suffix('')
-    elif path.suffix in ('.json', '.safetensors'):
-        base = path.with_suffix('')
-    if not base.with_name(base.name + '.json').is_file():
-        raise FileNotFoundError(f'no checkpoint or exported model at {path}')
-    model, config, description = load_model(base, device=device)
-    meta = description.get('metadata', {})
-    info = {'source': 'export', 'path': str(base), **description,
-            'camera_only': bool(meta.get('camera_only', False))}
+    model, config, description = load_model(source.path, device=device)
+    info = {'source': 'export', 'path': str(source.path), **description,
+            'camera_only': input_spec(description).camera_only}
     return model, config, info
-
-
-def _is_weights_json(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text(encoding='utf-8')).get('format') == WEIGHTS_FORMAT
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return False
