@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -35,10 +35,12 @@ from .models.onnx_export import (
     ONNX_INPUTS,
     ONNX_OUTPUTS,
     config_dict,
-    depth_and_sigma,
     export_onnx_bytes,
 )
-from .preprocess import image_to_tensor, radar_to_tensor
+from .models.outputs import depth_and_sigma
+from .errors import BadInputFile
+from .models.io import InputSpec
+from .preprocess import RADAR_CHANNELS, image_to_tensor, radar_to_tensor
 
 PAD_MULTIPLE = 32
 BACKENDS = ('torch', 'onnxruntime')
@@ -51,12 +53,45 @@ class Prediction(NamedTuple):
     """Result of :meth:`DepthEstimator.predict`, float32 numpy at input resolution.
 
     - depth: (B, H, W) metres.
-    - sigma: (B, H, W) metres, ``sqrt(2) * exp(log_scale)``; NaN for models without an
-      uncertainty head (the teacher).
+    - sigma: (B, H, W) metres, :func:`.models.outputs.depth_and_sigma`; NaN for models
+      without an uncertainty head (the teacher).
+    - model_ms: network time of this call (CUDA-synchronised), without pre/post-processing
+      and host transfers; NaN when the estimator cannot tell.
     """
 
     depth: np.ndarray
     sigma: np.ndarray
+    model_ms: float = float('nan')
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """What the frame pipeline needs of a depth network (:class:`DepthEstimator` is one).
+
+    ``predict(images (B,H,W,3) uint8 RGB, radar (B,C,H,W) float32, K) -> Prediction``;
+    ``describe()`` returns at least ``variant`` for logs and diagnostics.
+    """
+
+    device: str
+    precision: str
+
+    def predict(self, images: np.ndarray, radar: np.ndarray,
+                K: np.ndarray | None = None) -> Prediction: ...
+
+    def describe(self) -> dict: ...
+
+
+def load_estimator(path: str | Path | None, device: str = 'auto', precision: str = 'fp32',
+                   **options: Any) -> DepthEstimator:
+    """Build a :class:`DepthEstimator` for the weights a user named (None: the demo weights).
+
+    The path is resolved by :func:`.models.io.resolve_weights`; ``options`` go to
+    :class:`DepthEstimator`. Missing files raise :class:`~.errors.MissingData`, unreadable
+    ones :class:`~.errors.BadInputFile`.
+    """
+    from .models.io import resolve_weights
+
+    return DepthEstimator(resolve_weights(path), device=device, precision=precision, **options)
 
 
 def pad_to_multiple(image: torch.Tensor, radar: torch.Tensor,
@@ -129,6 +164,8 @@ class DepthEstimator:
         self.model: nn.Module | None = None
         self.config: Any = None
         self.metadata: dict = {}
+        # What the network is fed; from the weights description when loaded from a file.
+        self.input = InputSpec()
         self.device = resolve_device(device, backend)
         if channels_last is None:
             channels_last = backend == 'torch' and torch.device(self.device).type == 'cpu'
@@ -146,10 +183,16 @@ class DepthEstimator:
             self.config = getattr(model_or_path, 'config', None)
             return
         if isinstance(model_or_path, (str, Path)):
-            from .models import load_model
+            from .models import input_spec, load_model
 
             self.model, self.config, metadata = load_model(model_or_path, device='cpu')
             self.metadata = dict(metadata or {})
+            self.input = input_spec(self.metadata)
+            if self.input.radar_channels != tuple(RADAR_CHANNELS):
+                raise BadInputFile(
+                    f'{model_or_path}: the model reads radar channels '
+                    f'{list(self.input.radar_channels)}, this package builds '
+                    f'{list(RADAR_CHANNELS)}')
             return
         raise TypeError(f'model_or_path must be an nn.Module or a path, '
                         f'got {type(model_or_path).__name__}')
@@ -241,7 +284,9 @@ class DepthEstimator:
 
         ``images`` is (H, W, 3) or (B, H, W, 3), ``radar`` (4, H, W) or (B, 4, H, W).
         ``K`` (3,3) or (B,3,3) is validated but unused by the current networks (kept in the
-        API for resolution-dependent models). Returns float32 (B, H, W) arrays.
+        API for resolution-dependent models). Returns float32 (B, H, W) arrays. A model trained
+        camera-only (``self.input.camera_only``) is fed an all-zero radar image, whatever
+        ``radar`` holds, as it was trained.
         """
         # The torch backend normalises on its device: uint8 is a quarter of the bytes to copy.
         device = self.device if self.backend == 'torch' else None
@@ -249,20 +294,22 @@ class DepthEstimator:
         # (B, 3, H, W) float32, normalised
         image_t = image_to_tensor(images, device=device, memory_format=layout)
         radar_t = radar_to_tensor(radar, device=device)  # (B, 4, H, W) float32
+        if self.input.camera_only:
+            radar_t = torch.zeros_like(radar_t)  # (B, 4, H, W), no detections anywhere
         if image_t.shape[0] != radar_t.shape[0] or image_t.shape[-2:] != radar_t.shape[-2:]:
             raise ValueError(f'image batch/size {tuple(image_t.shape)} does not match radar '
                              f'{tuple(radar_t.shape)}')
         if K is not None:
             _check_intrinsics(K, image_t.shape[0])
         height, width = image_t.shape[-2:]
-        image_t, radar_t = pad_to_multiple(image_t, radar_t)
+        image_t, radar_t = pad_to_multiple(image_t, radar_t, self.input.size_multiple)
         if self.backend == 'torch':
             depth, sigma = self._run_torch(image_t, radar_t)
         else:
             depth, sigma = self._run_onnxruntime(image_t, radar_t)
         depth = np.ascontiguousarray(depth[:, 0, :height, :width], dtype=np.float32)
         sigma = np.ascontiguousarray(sigma[:, 0, :height, :width], dtype=np.float32)
-        return Prediction(depth, sigma)
+        return Prediction(depth, sigma, float(self.model_time_ms))
 
     __call__ = predict
 
@@ -325,7 +372,8 @@ class DepthEstimator:
         info = {'variant': self.variant, 'device': self.device, 'precision': self.precision,
                 'backend': self.backend, 'channels_last': self.channels_last,
                 'compile': bool(self.compile), 'fuse': self.fuse,
-                'has_uncertainty': self.has_uncertainty}
+                'has_uncertainty': self.has_uncertainty, 'camera_only': self.input.camera_only,
+                'training_resolution': list(self.input.training_resolution)}
         if self.backend == 'onnxruntime':
             info['providers'] = list(self._session.get_providers())
         return info
