@@ -39,17 +39,33 @@ STAND_INS = {
 }
 
 
-@pytest.fixture
-def launch_description(monkeypatch):
+def repo_share(package):
+    """FindPackageShare of the source tree: the package's share dir is the repository."""
+    assert package == 'rcdepth_ros'
+    return str(REPO)
+
+
+def load_launch_description(monkeypatch, launch_file=LAUNCH_FILE, find_share=repo_share):
+    """Run ``generate_launch_description`` of ``launch_file`` against the stand-ins.
+
+    ``find_share(package)`` is what the FindPackageShare stand-in resolves to (test/test_install
+    passes the real ament index lookup of a colcon workspace).
+    """
+    attributes = {'find_share': staticmethod(find_share)}
     for module_name, class_names in STAND_INS.items():
         module = types.ModuleType(module_name)
         for name in class_names:
-            setattr(module, name, type(name, (Recorded,), {}))
+            setattr(module, name, type(name, (Recorded,), attributes))
         monkeypatch.setitem(sys.modules, module_name, module)
-    spec = importlib.util.spec_from_file_location('rcdepth_launch', LAUNCH_FILE)
+    spec = importlib.util.spec_from_file_location('rcdepth_launch', launch_file)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.generate_launch_description()
+
+
+@pytest.fixture
+def launch_description(monkeypatch):
+    return load_launch_description(monkeypatch)
 
 
 def kind(obj):
@@ -57,7 +73,7 @@ def kind(obj):
 
 
 def resolve(value, args):
-    """Evaluate stand-in substitutions as launch would; the package share dir is the repo."""
+    """Evaluate stand-in substitutions as launch would; FindPackageShare by its ``find_share``."""
     if isinstance(value, (list, tuple)):
         return type(value)(resolve(v, args) for v in value)
     if isinstance(value, dict):
@@ -68,8 +84,7 @@ def resolve(value, args):
     if name == 'LaunchConfiguration':
         return args[value.args[0]]
     if name == 'FindPackageShare':
-        assert value.args[0] == 'rcdepth_ros'
-        return str(REPO)
+        return type(value).find_share(value.args[0])
     if name == 'PathJoinSubstitution':
         return os.path.join(*resolve(value.args[0], args))
     if name == 'PythonExpression':

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from rcdepth_ros import cli, pipeline, resources
+from rcdepth_ros import cli, resources
+from rcdepth_ros.models import io as model_io
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,13 +56,14 @@ def test_lookup_order_ament_then_prefix_then_source(no_workspace, monkeypatch, t
 
 
 def test_default_weights_come_from_the_lookup(no_workspace, monkeypatch, tmp_path):
-    name = pipeline.DEMO_MODEL_NAME
-    assert pipeline.default_model_path() == REPO / 'models' / name
+    name = model_io.DEMO_MODEL_NAME
+    assert model_io.default_model_path() == REPO / 'models' / name
     assert REPO.joinpath('models', f'{name}.safetensors').is_file()
     ws = _prefix(tmp_path / 'ws', f'models/{name}.safetensors', f'models/{name}.json')
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(ws))
-    assert pipeline.default_model_path() == ws / 'share' / 'rcdepth_ros' / 'models' / name
-    assert pipeline.resolve_model_path(None) == ws / 'share' / 'rcdepth_ros' / 'models' / name
+    assert model_io.default_model_path() == ws / 'share' / 'rcdepth_ros' / 'models' / name
+    assert model_io.resolve_weights(None) == ws / 'share' / 'rcdepth_ros' / 'models' / name
+    assert model_io.resolve_weights('') == ws / 'share' / 'rcdepth_ros' / 'models' / name
 
 
 def test_missing_file_names_every_place_in_one_line(no_workspace, monkeypatch, tmp_path):
@@ -92,7 +94,7 @@ def test_files_command_prints_the_shipped_paths(no_workspace, capsys):
     assert capsys.readouterr().out == f'{REPO / "config" / "rcdepth.yaml"}\n'
     assert cli.main(['files']) == 0
     out = capsys.readouterr().out
-    assert f'weights  {REPO / "models" / pipeline.DEMO_MODEL_NAME}\n' in out
+    assert f'weights  {REPO / "models" / model_io.DEMO_MODEL_NAME}\n' in out
     assert f'looked in: source tree {REPO}\n' in out
     assert 'looked in: ament index (AMENT_PREFIX_PATH is not set)' in out
 
@@ -104,3 +106,12 @@ def test_files_command_missing_file_is_one_line(no_workspace, monkeypatch, capsy
     assert '\n' not in err
     assert err.startswith('rcdepth files: error: shipped file config/gone.rviz of rcdepth_ros '
                           'not found; looked in:')
+
+
+def test_missing_default_weights_are_missing_data(no_workspace, monkeypatch):
+    from rcdepth_ros.errors import MissingData
+
+    monkeypatch.setattr(model_io, 'DEMO_MODEL_NAME', 'no_such_model')
+    with pytest.raises(MissingData, match='shipped file models/no_such_model.safetensors of '
+                                          'rcdepth_ros not found; looked in: ament index'):
+        model_io.resolve_weights(None)

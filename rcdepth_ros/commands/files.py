@@ -12,10 +12,11 @@ HELP = ('Print the paths of the files rcdepth_ros ships (demo weights, the node\
 
 
 def _shipped() -> dict:
-    from .. import pipeline, resources
+    from .. import resources
+    from ..models.io import default_model_path
 
     return {
-        'weights': lambda: resources.model_path(pipeline.DEMO_MODEL_NAME),
+        'weights': default_model_path,
         'params': resources.params_file,
         'launch': resources.launch_file,
         'rviz': resources.rviz_config,

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
@@ -161,11 +161,19 @@ class FrameMessages:
 
 
 class NodeProcess:
-    """``rcdepth_node`` in its own process with a params file; stopped with SIGINT."""
+    """``rcdepth_node`` in its own process with params files; stopped with SIGINT.
 
-    def __init__(self, params_file: str | Path, env: dict[str, str], namespace: str = '',
-                 log_path: str | Path | None = None) -> None:
-        cmd = [node_executable(), '--ros-args', '--params-file', str(params_file)]
+    ``executable`` defaults to the console script of this interpreter (:func:`node_executable`).
+    """
+
+    def __init__(self, params_file: str | Path | Sequence[str | Path], env: dict[str, str],
+                 namespace: str = '', log_path: str | Path | None = None,
+                 executable: str | Path | None = None) -> None:
+        # Several params files: later ones override earlier ones (rcl semantics).
+        files = [params_file] if isinstance(params_file, (str, Path)) else list(params_file)
+        cmd = [str(executable or node_executable()), '--ros-args']
+        for path in files:
+            cmd += ['--params-file', str(path)]
         if namespace:
             cmd += ['-r', f'__ns:={namespace}']
         self.log_path = Path(log_path) if log_path else None
