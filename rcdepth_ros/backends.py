@@ -229,11 +229,15 @@ class GraphCache:
 
 # ----------------------------------------------------------------------------- graphs
 
-def export_graph(model: Any, config: Any = None) -> bytes:
-    """Export the fp32 ONNX graph of ``model`` under :data:`SIZE_POLICY` (dynamic B/H/W, fused)."""
+def export_graph(model: Any, config: Any = None, fuse: bool = True) -> bytes:
+    """Export the fp32 ONNX graph of ``model`` under :data:`SIZE_POLICY` (dynamic B/H/W).
+
+    ``fuse=False`` exports the network as trained (``rcdepth bench --modes eager``); such
+    graphs are never cached (the policy names the fused graph).
+    """
     from .models.onnx_export import export_onnx_bytes
 
-    return export_onnx_bytes(model, 128, 192, config=config, fuse=True)
+    return export_onnx_bytes(model, 128, 192, config=config, fuse=fuse)
 
 
 def _write_openvino_ir(onnx_source: bytes | Path, folder: Path) -> list[str]:

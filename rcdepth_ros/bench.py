@@ -22,7 +22,14 @@ Fields of each result (one per variant x backend x size):
   ``malloc_trim``): approximate, and it includes allocator overhead. None where it cannot be
   measured (onnxruntime on CUDA).
 - ``rel_median``: ``median_ms`` relative to the first variant of the list for the same backend,
-  size and mode (the reference).
+  precision, size and mode (the reference).
+- ``rel_backend``: ``median_ms`` relative to the torch fp32 case of the same variant, mode and
+  size in the same run (None without one): the backend speed-up, from one interleaved run.
+
+Backends x precisions are crossed and only the combinations that exist on the device are run
+(:data:`.backends.COMBINATIONS`). INT8 cases are quantised in memory, calibrated on
+:func:`synthetic_inputs` frames of the first size (timing does not depend on the weights or
+the calibration; for the accuracy of INT8 see ``rcdepth quantize``).
 - ``mode``, ``fuse``, ``channels_last``, ``threads`` (torch intra-op threads; onnxruntime gets
   as many).
 
@@ -51,8 +58,8 @@ from .inference import DepthEstimator
 
 RESULT_FIELDS = ('variant', 'backend', 'mode', 'device', 'precision', 'height', 'width',
                  'batch', 'runs', 'median_ms', 'p90_ms', 'e2e_median_ms', 'peak_mem_mb',
-                 'weights_mb', 'params_m', 'rel_median', 'reference', 'fuse', 'channels_last',
-                 'threads', 'device_name')
+                 'weights_mb', 'params_m', 'rel_median', 'reference', 'rel_backend', 'fuse',
+                 'channels_last', 'threads', 'device_name')
 MODES = ('optimized', 'eager')
 
 
@@ -167,13 +174,21 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
                   warmup: int = 3, device: str = 'auto', precision: str = 'fp32',
                   batch: int = 1, channels_last: bool | None = None, seed: int = 0,
                   progress: bool = True, modes: Sequence[str] = ('optimized',),
-                  breakdown: bool = False) -> list[dict]:
-    """Benchmark every model x backend x mode x size; one dict per case (see module doc).
+                  breakdown: bool = False, precisions: Sequence[str] | None = None,
+                  skipped: list[str] | None = None) -> list[dict]:
+    """Benchmark every model x backend x precision x mode x size; one dict per case.
 
     ``models`` maps variant names to networks, the first being the reference for
-    ``rel_median``. ``channels_last`` applies to the ``optimized`` torch cases (None: on for
-    CPU). The networks given are never changed in place (every case runs its own copy).
+    ``rel_median``. ``precisions`` (default ``[precision]``) is crossed with ``backends``;
+    combinations that do not exist on the device are left out and named in ``skipped`` when
+    a list is given (ValueError if none is left). ``channels_last`` applies to the
+    ``optimized`` torch cases (None: on for CPU). The networks given are never changed in
+    place (every case runs its own copy). See the module docstring for the fields.
     """
+    from .backends import check_combination
+    from .inference import resolve_device
+    from .preprocess import image_to_tensor
+
     if not models:
         raise ValueError('no variants to benchmark')
     unknown = [m for m in modes if m not in MODES]
@@ -187,23 +202,43 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
     for height, width in sizes:
         if height <= 0 or width <= 0:
             raise ValueError(f'size must be positive, got {height}x{width}')
-    estimators: dict[tuple[str, str, str], DepthEstimator] = {}
-    weights_mb: dict[str, float] = {}
+    precisions = list(precisions or [precision])
+    combos = []
+    for backend in backends:
+        for prec in precisions:
+            for mode in modes:
+                try:
+                    check_combination(backend, prec,
+                                      torch.device(resolve_device(device, backend)).type)
+                except ValueError as exc:
+                    if skipped is not None:
+                        skipped.append(f'{backend} {prec} {mode}: {exc}')
+                    continue
+                combos.append((backend, prec, mode))
+    if not combos:
+        raise ValueError('no backend x precision x mode combination exists on this device')
+    calibration = None
+    if any(prec == 'int8' for _, prec, _ in combos):
+        height, width = sizes[0]
+        calibration = [(image_to_tensor(im).numpy(), ra) for im, ra in
+                       (synthetic_inputs(batch, -(-height // 32) * 32, -(-width // 32) * 32,
+                                         seed + 100 + i) for i in range(4))]
+    estimators: dict[tuple[str, str, str, str], DepthEstimator] = {}
+    weights_mb: dict[tuple[str, str], float] = {}
     params_m: dict[str, float] = {}
     for variant, model in models.items():
         params = sum(p.numel() for p in model.parameters())
         params_m[variant] = params / 1e6
-        bytes_per = 2 if precision == 'fp16' else 4
-        weights_mb[variant] = params * bytes_per / 2**20
-        for mode in modes:
-            for backend in backends:
-                optimized = mode == 'optimized'
-                layout = channels_last if optimized and backend == 'torch' else False
-                # fuse=False moves the module in place: hand it a copy.
-                estimators[variant, backend, mode] = DepthEstimator(
-                    model if optimized else copy.deepcopy(model), device=device,
-                    precision=precision, backend=backend, channels_last=layout,
-                    fuse=optimized)
+        for backend, prec, mode in combos:
+            bytes_per = {'fp16': 2, 'int8': 1}.get(prec, 4)
+            weights_mb[variant, prec] = params * bytes_per / 2**20
+            optimized = mode == 'optimized'
+            layout = channels_last if optimized and backend == 'torch' else False
+            # fuse=False moves the module in place: hand it a copy.
+            estimators[variant, backend, prec, mode] = DepthEstimator(
+                model if optimized else copy.deepcopy(model), device=device,
+                precision=prec, backend=backend, channels_last=layout, fuse=optimized,
+                calibration=calibration if prec == 'int8' else None)
     cases = list(estimators)
     results = []
     for height, width in sizes:
@@ -212,8 +247,8 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
             for key in cases:
                 estimators[key].predict(images, radar)
         working = {key: _working_mem_mb(estimators[key], images, radar) for key in cases}
-        model_ms: dict[tuple[str, str, str], list[float]] = {key: [] for key in cases}
-        e2e_ms: dict[tuple[str, str, str], list[float]] = {key: [] for key in cases}
+        model_ms: dict[tuple, list[float]] = {key: [] for key in cases}
+        e2e_ms: dict[tuple, list[float]] = {key: [] for key in cases}
         bar = _progress(runs * len(cases), f'{height}x{width}', progress)
         for run in range(runs):
             shift = run % len(cases)
@@ -227,17 +262,18 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
         parts = (part_times({k: estimators[k] for k in cases if k[1] == 'torch'}, images,
                             radar, runs) if breakdown else {})
         for key in cases:
-            variant, backend, mode = key
+            variant, backend, prec, mode = key
             est = estimators[key]
             mem = working[key]
             results.append({
                 'variant': variant, 'backend': backend, 'mode': mode, 'device': est.device,
-                'precision': precision, 'height': height, 'width': width, 'batch': batch,
+                'precision': prec, 'height': height, 'width': width, 'batch': batch,
                 'runs': runs, 'median_ms': statistics.median(model_ms[key]),
                 'p90_ms': percentile(model_ms[key], 90),
                 'e2e_median_ms': statistics.median(e2e_ms[key]),
-                'peak_mem_mb': None if mem is None else weights_mb[variant] + max(mem, 0.0),
-                'weights_mb': weights_mb[variant], 'params_m': params_m[variant],
+                'peak_mem_mb': (None if mem is None
+                                else weights_mb[variant, prec] + max(mem, 0.0)),
+                'weights_mb': weights_mb[variant, prec], 'params_m': params_m[variant],
                 'fuse': est.fuse, 'channels_last': est.channels_last,
                 'threads': torch.get_num_threads(), 'device_name': device_name(est.device)})
             if key in parts:
@@ -345,13 +381,21 @@ def format_breakdown(results: Sequence[dict]) -> str:
 
 def _add_ratios(results: list[dict], reference: str) -> None:
     def group(r: dict) -> tuple:
-        return r['backend'], r.get('mode', 'optimized'), r['height'], r['width']
+        return (r['backend'], r.get('precision', 'fp32'), r.get('mode', 'optimized'),
+                r['height'], r['width'])
+
+    def case(r: dict) -> tuple:
+        return r['variant'], r.get('mode', 'optimized'), r['height'], r['width']
 
     ref_ms = {group(r): r['median_ms'] for r in results if r['variant'] == reference}
+    torch_ms = {case(r): r['median_ms'] for r in results
+                if r['backend'] == 'torch' and r.get('precision', 'fp32') == 'fp32'}
     for r in results:
         base = ref_ms.get(group(r))
         r['reference'] = reference
         r['rel_median'] = r['median_ms'] / base if base else None
+        base = torch_ms.get(case(r))
+        r['rel_backend'] = r['median_ms'] / base if base else None
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -375,7 +419,7 @@ def _aligned(rows: Sequence[Sequence[str]], first_right: int) -> list[str]:
 def format_table(results: Sequence[dict]) -> str:
     """Fixed-width text table of benchmark results, with the ratio to the reference."""
     header = ('variant', 'backend', 'mode', 'device', 'prec', 'size', 'batch', 'median ms',
-              'p90 ms', 'e2e ms', 'peak MB', 'params M', 'x ref')
+              'p90 ms', 'e2e ms', 'peak MB', 'params M', 'x ref', 'x torch')
     rows = [header]
     for r in results:
         rows.append((
@@ -384,25 +428,30 @@ def format_table(results: Sequence[dict]) -> str:
             f"{r['p90_ms']:.2f}", f"{r['e2e_median_ms']:.2f}",
             '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.1f}",
             f"{r['params_m']:.2f}",
-            '-' if r['rel_median'] is None else f"{r['rel_median']:.3f}"))
+            '-' if r['rel_median'] is None else f"{r['rel_median']:.3f}",
+            '-' if r.get('rel_backend') is None else f"{r['rel_backend']:.3f}"))
     lines = _aligned(rows, first_right=5)
     if results:
         lines.append(f"x ref: median_ms / median_ms of {results[0]['reference']} "
-                     f"(same backend, mode and size); device: {results[0]['device_name']}")
+                     f"(same backend, precision, mode and size); x torch: median_ms / "
+                     f"median_ms of torch fp32 (same variant, mode and size); device: "
+                     f"{results[0]['device_name']}")
     return '\n'.join(lines)
 
 
 def format_markdown(results: Sequence[dict]) -> str:
     """Markdown table of benchmark results (for docs), one row per case, ratio included."""
-    header = ('variant', 'backend', 'mode', 'size', 'median ms', 'p90 ms', 'e2e ms',
-              'peak MB', 'x ref')
+    header = ('variant', 'backend', 'prec', 'mode', 'size', 'median ms', 'p90 ms', 'e2e ms',
+              'peak MB', 'x ref', 'x torch')
     lines = ['| ' + ' | '.join(header) + ' |',
-             '|' + '|'.join('---' if i < 4 else '---:' for i in range(len(header))) + '|']
+             '|' + '|'.join('---' if i < 5 else '---:' for i in range(len(header))) + '|']
     for r in results:
-        cells = (r['variant'], r['backend'], r.get('mode', 'optimized'),
+        cells = (r['variant'], r['backend'], r.get('precision', 'fp32'),
+                 r.get('mode', 'optimized'),
                  f"{r['height']}x{r['width']}", f"{r['median_ms']:.1f}", f"{r['p90_ms']:.1f}",
                  f"{r['e2e_median_ms']:.1f}",
                  '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.0f}",
-                 '-' if r['rel_median'] is None else f"{r['rel_median']:.2f}")
+                 '-' if r['rel_median'] is None else f"{r['rel_median']:.2f}",
+                 '-' if r.get('rel_backend') is None else f"{r['rel_backend']:.2f}")
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)

@@ -2,7 +2,11 @@
 
 One object per loaded network, used by the frame pipeline (node and bag tools), evaluation
 and ``rcdepth bench``. Backends: ``torch`` (CPU or CUDA, optional fp16, channels_last and
-``torch.compile``) and ``onnxruntime`` (CPU provider, CUDA provider when installed).
+``torch.compile``), and the exported-graph backends of :mod:`.backends`: ``onnxruntime``
+(CPU provider, CUDA provider when installed) and ``openvino`` (CPU), fp32 or INT8. Which
+backend x precision x device combinations exist is :data:`.backends.COMBINATIONS`. Graphs
+exported from a weights path are cached on disk (:class:`.backends.GraphCache`), so a second
+start does not re-export.
 
 Both backends run the network rewritten for inference by default (``fuse=True``,
 :func:`.models.fuse.fuse_for_inference`: batch norms folded, stride-1 transposed convs as
@@ -30,23 +34,15 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .models.onnx_export import (
-    METADATA_KEY,
-    ONNX_INPUTS,
-    ONNX_OUTPUTS,
-    config_dict,
-    export_onnx_bytes,
-)
-from .models.outputs import depth_and_sigma
+from . import backends as graph_backends
+from .backends import BACKENDS, PRECISIONS, GraphCache
 from .errors import BadInputFile
 from .models.io import InputSpec
+from .models.onnx_export import config_dict, read_onnx_config
+from .models.outputs import depth_and_sigma
 from .preprocess import RADAR_CHANNELS, image_to_tensor, radar_to_tensor
 
 PAD_MULTIPLE = 32
-BACKENDS = ('torch', 'onnxruntime')
-PRECISIONS = ('fp32', 'fp16')
-# Trace size when an ONNX graph is exported on the fly; H != W so a transpose cannot hide.
-ONNX_TRACE_SIZE = (128, 192)
 
 
 class Prediction(NamedTuple):
@@ -111,6 +107,10 @@ def pad_to_multiple(image: torch.Tensor, radar: torch.Tensor,
 
 def resolve_device(device: str, backend: str = 'torch') -> str:
     """Return a concrete device string; ``'auto'`` = cuda if usable, else cpu."""
+    if backend == 'openvino':
+        if device not in ('auto', 'cpu'):
+            raise ValueError(f'the openvino backend runs on cpu only, got device {device!r}')
+        return 'cpu'
     if backend == 'onnxruntime':
         import onnxruntime as ort
 
@@ -138,8 +138,13 @@ class DepthEstimator:
     """Runs a depth network on batches of RGB + radar images; see the module docstring.
 
     ``model_or_path`` is an ``nn.Module``, a weights path for :func:`models.load_model`, or
-    (backend ``onnxruntime``) a ``.onnx`` file; ``onnx_path`` names the ONNX file explicitly,
-    otherwise the module is exported in memory. With ``fuse`` (default) the torch backend
+    (graph backends) a ``.onnx`` file; ``onnx_path`` names the ONNX file explicitly (run as
+    given). Otherwise the graph backends export the network: from a weights path through the
+    graph cache (``cache``: a :class:`.backends.GraphCache` or its folder; None = the default
+    folder, False = no cache), from a module in memory. ``precision='int8'`` loads the INT8
+    graph that ``rcdepth quantize`` wrote next to the weights, or, for a module, quantises it
+    in memory on ``calibration`` frames (``(image (B,3,H,W) normalised, radar (B,4,H,W))``
+    pairs; used by ``rcdepth bench``). With ``fuse`` (default) the torch backend
     runs a rewritten copy of a given module (:func:`.models.fuse.fuse_for_inference`) and
     leaves the original alone; with ``fuse=False`` a given module is moved and cast in place
     (pass a copy to keep the original). ``precision='fp16'`` needs a CUDA device;
@@ -151,7 +156,9 @@ class DepthEstimator:
     def __init__(self, model_or_path: nn.Module | str | Path | None, device: str = 'auto',
                  precision: str = 'fp32', backend: str = 'torch',
                  channels_last: bool | None = None, compile: bool | str = False,
-                 onnx_path: str | Path | None = None, fuse: bool = True) -> None:
+                 onnx_path: str | Path | None = None, fuse: bool = True,
+                 cache: GraphCache | str | Path | bool | None = None,
+                 calibration: Any = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f'unknown backend {backend!r} (expected one of {BACKENDS})')
         if precision not in PRECISIONS:
@@ -166,14 +173,16 @@ class DepthEstimator:
         self.metadata: dict = {}
         # What the network is fed; from the weights description when loaded from a file.
         self.input = InputSpec()
+        self.graph_cache: GraphCache | None = None
         self.device = resolve_device(device, backend)
+        graph_backends.check_combination(backend, precision, torch.device(self.device).type)
         if channels_last is None:
             channels_last = backend == 'torch' and torch.device(self.device).type == 'cpu'
         self.channels_last = bool(channels_last)
         if backend == 'torch':
             self._init_torch(model_or_path)
         else:
-            self._init_onnxruntime(model_or_path, onnx_path)
+            self._init_graph(model_or_path, onnx_path, cache, calibration)
 
     # -- construction --------------------------------------------------------------------
 
@@ -226,55 +235,46 @@ class DepthEstimator:
             # are fixed in practice.
             self._forward = torch.compile(model, backend=backend)
 
-    def _init_onnxruntime(self, model_or_path: nn.Module | str | Path | None,
-                          onnx_path: str | Path | None) -> None:
-        import onnxruntime as ort
-
-        if self.precision != 'fp32':
-            raise ValueError('the onnxruntime backend runs fp32 only')
+    def _init_graph(self, model_or_path: nn.Module | str | Path | None,
+                    onnx_path: str | Path | None, cache: Any, calibration: Any) -> None:
         if self.channels_last or self.compile:
             raise ValueError('channels_last and compile apply to the torch backend only')
         if onnx_path is None and model_or_path is not None and _is_onnx_path(model_or_path):
             onnx_path, model_or_path = model_or_path, None
+        threads = torch.get_num_threads()
         if onnx_path is not None:
             onnx_path = Path(onnx_path)
             if not onnx_path.is_file():
                 raise FileNotFoundError(f'ONNX model not found: {onnx_path}')
-            source: bytes | str = str(onnx_path)
-        elif model_or_path is not None:
-            self._load(model_or_path)
-            source = export_onnx_bytes(self.model, *ONNX_TRACE_SIZE, config=self.config,
-                                       fuse=self.fuse)
-        else:
-            raise ValueError('the onnxruntime backend needs a model, a weights path or '
+            self._runner = graph_backends.make_runner(self.backend, onnx_path, self.device,
+                                                      threads)
+            self.config = read_onnx_config(onnx_path)
+            return
+        if model_or_path is None:
+            raise ValueError(f'the {self.backend} backend needs a model, a weights path or '
                              'onnx_path')
-        providers = ['CPUExecutionProvider']
-        if torch.device(self.device).type == 'cuda':
-            index = torch.device(self.device).index or 0
-            providers.insert(0, ('CUDAExecutionProvider', {'device_id': index}))
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # As many cores as torch, so the two backends compare like for like.
-        options.intra_op_num_threads = torch.get_num_threads()
-        # Idle ORT workers would otherwise busy-wait after each run and steal the cores from
-        # whatever runs next in this process (the torch backend in `rcdepth bench`, the node).
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        try:
-            self._session = ort.InferenceSession(source, sess_options=options,
-                                                 providers=providers)
-        except Exception as exc:  # ORT raises its own exception types for corrupt files
-            raise ValueError(f'cannot load ONNX model: {exc}') from None
-        names = tuple(i.name for i in self._session.get_inputs())
-        outputs = tuple(o.name for o in self._session.get_outputs())
-        if names != ONNX_INPUTS or outputs[:2] != ONNX_OUTPUTS:
-            raise ValueError(f'ONNX model must have inputs {ONNX_INPUTS} and outputs '
-                             f'{ONNX_OUTPUTS}, got {names} -> {outputs}')
-        self._input_shape = self._session.get_inputs()[0].shape  # [B, 3, H, W], str = dynamic
-        if self.config is None:
-            import json
-
-            stored = self._session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-            self.config = json.loads(stored) if stored else None
+        self._load(model_or_path)
+        from_file = not isinstance(model_or_path, nn.Module)
+        base = _weights_base(model_or_path) if from_file else None
+        if self.precision == 'int8':
+            if from_file:
+                graph, manifest = graph_backends.load_int8_graph(base)
+                self.metadata['int8'] = {k: manifest.get(k) for k in
+                                         ('mae_change', 'calibration', 'split')}
+            elif calibration:
+                graph = graph_backends.quantize_int8(
+                    graph_backends.export_graph(self.model, self.config), calibration)
+            else:
+                raise ValueError('INT8 of a module needs calibration frames')
+            source: bytes | Path = graph
+        elif from_file and cache is not False and self.fuse:
+            self.graph_cache = cache if isinstance(cache, GraphCache) else GraphCache(cache)
+            source = graph_backends.cached_graph(
+                self.graph_cache, self.backend, graph_backends.weights_digest(base), 'fp32',
+                lambda: graph_backends.export_graph(self.model, self.config))
+        else:
+            source = graph_backends.export_graph(self.model, self.config, fuse=self.fuse)
+        self._runner = graph_backends.make_runner(self.backend, source, self.device, threads)
 
     # -- inference -----------------------------------------------------------------------
 
@@ -306,7 +306,8 @@ class DepthEstimator:
         if self.backend == 'torch':
             depth, sigma = self._run_torch(image_t, radar_t)
         else:
-            depth, sigma = self._run_onnxruntime(image_t, radar_t)
+            depth, sigma = self._runner.run(image_t.numpy(), radar_t.numpy())
+            self.model_time_ms = self._runner.last_ms
         depth = np.ascontiguousarray(depth[:, 0, :height, :width], dtype=np.float32)
         sigma = np.ascontiguousarray(sigma[:, 0, :height, :width], dtype=np.float32)
         return Prediction(depth, sigma, float(self.model_time_ms))
@@ -329,25 +330,6 @@ class DepthEstimator:
                 torch.cuda.synchronize(self.device)
             self.model_time_ms = (time.perf_counter() - start) * 1e3
             return depth.cpu().numpy(), sigma.cpu().numpy()
-
-    def _run_onnxruntime(self, image: torch.Tensor,
-                         radar: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        fixed = [(axis, size, actual) for axis, size, actual
-                 in zip(('batch', 'height', 'width'),
-                        (self._input_shape[0], *self._input_shape[2:]),
-                        (image.shape[0], *image.shape[2:]))
-                 if isinstance(size, int) and size != actual]
-        if fixed:
-            axis, size, actual = fixed[0]
-            raise ValueError(f'this ONNX model has a fixed {axis} of {size}, got {actual} '
-                             f'(after padding to a multiple of {PAD_MULTIPLE}); export it '
-                             f'with dynamic axes')
-        feeds = {'image': np.ascontiguousarray(image.numpy()),
-                 'radar': np.ascontiguousarray(radar.numpy())}
-        start = time.perf_counter()
-        depth, sigma = self._session.run(list(ONNX_OUTPUTS), feeds)  # (B, 1, H', W') each
-        self.model_time_ms = (time.perf_counter() - start) * 1e3
-        return depth, sigma
 
     # -- diagnostics ---------------------------------------------------------------------
 
@@ -374,13 +356,22 @@ class DepthEstimator:
                 'compile': bool(self.compile), 'fuse': self.fuse,
                 'has_uncertainty': self.has_uncertainty, 'camera_only': self.input.camera_only,
                 'training_resolution': list(self.input.training_resolution)}
-        if self.backend == 'onnxruntime':
-            info['providers'] = list(self._session.get_providers())
+        if self.backend != 'torch':
+            info.update(self._runner.describe())
+        if self.graph_cache is not None:
+            info['graph_cache'] = self.graph_cache.events[-1]
         return info
 
 
 def _is_onnx_path(value: Any) -> bool:
     return isinstance(value, (str, Path)) and Path(value).suffix == '.onnx'
+
+
+def _weights_base(path: str | Path) -> Path:
+    """Weights path without the ``.safetensors``/``.json`` suffix (the one resolver)."""
+    from .models.io import resolve_weights
+
+    return resolve_weights(path)
 
 
 def _check_intrinsics(K: np.ndarray, batch: int) -> None:

@@ -159,3 +159,32 @@ def test_bench_command_writes_json(tmp_path, capsys):
     assert cli.main(['bench', '--from-json', str(tmp_path / 'none.json')]) == 1
     (tmp_path / 'bad.json').write_text('[{"variant": 1}]')
     assert cli.main(['bench', '--from-json', str(tmp_path / 'bad.json')]) == 1
+
+
+def test_three_backends_and_int8_in_one_interleaved_run():
+    torch.manual_seed(0)
+    models = {'small': Tiny(4), 'large': Tiny(8)}
+    skipped = []
+    results = run_benchmark(models, backends=['torch', 'onnxruntime', 'openvino'],
+                            precisions=['fp32', 'fp16', 'int8'], sizes=[(32, 48)], runs=2,
+                            warmup=1, device='cpu', progress=False, skipped=skipped)
+    cases = {(r['variant'], r['backend'], r['precision']) for r in results}
+    combos = {('torch', 'fp32'), ('onnxruntime', 'fp32'), ('openvino', 'fp32'),
+              ('onnxruntime', 'int8'), ('openvino', 'int8')}
+    assert cases == {(v, b, p) for v in models for b, p in combos}
+    # fp16 exists on CPU for none of them, int8 not for torch: named, not silently dropped.
+    assert sorted(line.split(':')[0] for line in skipped) == [
+        'onnxruntime fp16 optimized', 'openvino fp16 optimized', 'torch fp16 optimized',
+        'torch int8 optimized']
+    for r in results:
+        assert set(RESULT_FIELDS) <= set(r)
+        assert math.isfinite(r['rel_backend']) and r['rel_backend'] > 0
+        if r['backend'] == 'torch':
+            assert r['rel_backend'] == pytest.approx(1.0)
+        if r['variant'] == 'small':
+            assert r['rel_median'] == pytest.approx(1.0)  # per backend and precision
+        assert r['weights_mb'] == pytest.approx(
+            sum(p.numel() for p in models[r['variant']].parameters())
+            * (1 if r['precision'] == 'int8' else 4) / 2**20)
+    table = format_table(results)
+    assert 'openvino' in table and 'x torch' in table

@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='variant names (space or comma separated); the first is the '
                              'reference for the ratios')
     parser.add_argument('--backends', nargs='+', default=['torch'],
-                        help='torch and/or onnxruntime (space or comma separated)')
+                        help='torch, onnxruntime and/or openvino (space or comma separated); '
+                             'all run interleaved in one round-robin')
     parser.add_argument('--size', action='append', type=parse_size, default=None,
                         metavar='HxW',
                         help='input size; repeat for several; 352x704 when none is given')
@@ -38,8 +39,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--warmup', type=int, default=3, help='untimed calls per case first')
     parser.add_argument('--batch', type=int, default=1, help='images per call')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda[:N]')
-    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32',
-                        help='fp16 needs CUDA and the torch backend')
+    parser.add_argument('--precision', nargs='+', default=['fp32'],
+                        help='fp32, fp16 and/or int8, crossed with --backends; combinations '
+                             'that do not exist on the device are left out and named (fp16: '
+                             'torch on CUDA; int8: onnxruntime/openvino on CPU, calibrated on '
+                             'synthetic frames)')
     parser.add_argument('--modes', nargs='+', default=['optimized'],
                         help='optimized (the inference rewrite + channels_last on CPU, what '
                              'the node runs) and/or eager (the network as trained, the '
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
+    from ..backends import BACKENDS, PRECISIONS
     from ..bench import (
         MODES,
         build_random_models,
@@ -77,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
         format_table,
         run_benchmark,
     )
-    from ..inference import BACKENDS
 
     formatter = format_markdown if args.markdown else format_table
     if args.from_json:
@@ -96,6 +100,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
         raise ValueError(f'unknown backend(s) {", ".join(unknown)}; known: {", ".join(BACKENDS)}')
+    precisions = _names(args.precision)
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise ValueError(f'unknown precision(s) {", ".join(unknown)}; known: '
+                         f'{", ".join(PRECISIONS)}')
     modes = _names(args.modes)
     unknown = [m for m in modes if m not in MODES]
     if unknown:
@@ -105,13 +114,16 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f'--threads must be >= 1, got {args.threads}')
         torch.set_num_threads(args.threads)
     channels_last = {'auto': None, 'on': True, 'off': False}[args.channels_last]
+    skipped: list[str] = []
     models = build_random_models(_names(args.variants), seed=args.seed)
     results = run_benchmark(models, backends=backends, sizes=args.size or [(352, 704)],
                             runs=args.runs, warmup=args.warmup, device=args.device,
-                            precision=args.precision, batch=args.batch,
+                            precisions=precisions, batch=args.batch, skipped=skipped,
                             channels_last=channels_last, seed=args.seed,
                             progress=not args.quiet, modes=modes, breakdown=args.breakdown)
     print(formatter(results))
+    for line in skipped:
+        print(f'left out: {line}')
     if args.breakdown:
         print(format_breakdown(results))
     if args.json:
