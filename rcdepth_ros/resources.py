@@ -9,8 +9,8 @@ way of installing the package, tried in this order:
 3. the source tree: a clone installed with ``pip install -e .`` (the repository's .venv),
    recognised by its ``package.xml``.
 
-A file in none of them raises FileNotFoundError whose one-line message names every place
-looked at, and why a place was left out.
+A file in none of them raises :class:`~rcdepth_ros.errors.MissingData` (a FileNotFoundError)
+whose one-line message names every place looked at, and why a place was left out.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 import sys
+
+from .errors import MissingData
 
 PACKAGE = 'rcdepth_ros'
 # Shipped files by their path relative to a share folder (the same in the source tree).
@@ -77,7 +79,7 @@ def places() -> list[Place]:
 def find(relative: str) -> Path:
     """Path of the shipped file ``relative`` (e.g. ``'config/rcdepth.yaml'``), first place first.
 
-    Raises FileNotFoundError naming every place looked at.
+    Raises :class:`MissingData` naming every place looked at.
     """
     if not relative or Path(relative).is_absolute() or '..' in Path(relative).parts:
         raise ValueError(f'shipped file must be a relative path inside the package, '
@@ -91,8 +93,8 @@ def find(relative: str) -> Path:
         if candidate.is_file():
             return candidate
         looked.append(f'{place.kind} {candidate} (missing)')
-    raise FileNotFoundError(f'shipped file {relative} of {PACKAGE} not found; looked in: '
-                            + '; '.join(looked))
+    raise MissingData(f'shipped file {relative} of {PACKAGE} not found; looked in: '
+                      + '; '.join(looked))
 
 
 def model_path(name: str) -> Path:

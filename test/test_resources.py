@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from rcdepth_ros import cli, resources
+from rcdepth_ros.errors import MissingData
 from rcdepth_ros.models import io as model_io
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def test_default_weights_come_from_the_lookup(no_workspace, monkeypatch, tmp_pat
 
 def test_missing_file_names_every_place_in_one_line(no_workspace, monkeypatch, tmp_path):
     monkeypatch.setenv('AMENT_PREFIX_PATH', str(tmp_path / 'not_a_workspace'))
-    with pytest.raises(FileNotFoundError) as info:
+    with pytest.raises(MissingData) as info:  # a user error: one line from the CLI
         resources.find('config/missing.yaml')
     message = str(info.value)
     assert '\n' not in message
@@ -109,8 +110,6 @@ def test_files_command_missing_file_is_one_line(no_workspace, monkeypatch, capsy
 
 
 def test_missing_default_weights_are_missing_data(no_workspace, monkeypatch):
-    from rcdepth_ros.errors import MissingData
-
     monkeypatch.setattr(model_io, 'DEMO_MODEL_NAME', 'no_such_model')
     with pytest.raises(MissingData, match='shipped file models/no_such_model.safetensors of '
                                           'rcdepth_ros not found; looked in: ament index'):
