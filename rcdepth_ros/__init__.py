@@ -9,6 +9,7 @@ Layout (arrows point inward only):
 - ``ros`` and ``bags``: the node (the only rclpy user) and the bag tools.
 - ``pipeline``: the frame pipeline shared by the node and the bag tools.
 - ``cli``/``commands``: the ``rcdepth`` command and its subcommands.
+- ``resources``: where the shipped weights, configs and launch file are, in every install.
 """
 
 __version__ = '0.1.0'
