@@ -144,11 +144,12 @@ def test_colcon_installed_node_with_installed_params_answers(colcon_ws, executor
            'PYTHONPATH': sourced_env['PYTHONPATH'], 'PATH': sourced_env['PATH']}
     installed = yaml.safe_load((share / resources.PARAMS_FILE).read_text())
     assert installed['/**']['ros__parameters']['model_path'] == ''  # the shipped weights
-    # Test topics and this rig's calibration on top of the installed file; model left default.
+    # Only the test's topics and rig calibration on top of the installed file: model, device
+    # and everything else keep the installed defaults.
     calib = tmp_path / 'calibration.yaml'
     calib.write_text(yaml.safe_dump(calibration_dict(H, W)))
     overrides = write_params_file(tmp_path / 'test_topics.yaml', {
-        'device': 'cpu', 'image_type': 'raw', 'radar_topics': ['~/input/radar'],
+        'image_type': 'raw', 'radar_topics': ['~/input/radar'],
         'odom_topic': '~/input/odom', 'extrinsics.calibration_path': str(calib)})
     node = ws / 'install' / PACKAGE / 'lib' / PACKAGE / 'rcdepth_node'
     executor, test_node = executor_node
