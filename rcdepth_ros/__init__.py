@@ -3,11 +3,13 @@
 Layout (arrows point inward only):
 
 - ``geometry``, ``msgs``: the pure core (transforms, projection, rasterisation; message codecs).
+- ``errors``: the user-error family (bad input file, missing data, bad argument).
 - ``models`` and ``inference``: networks, configs, safetensors I/O, the DepthEstimator.
 - ``data``: synthetic world in nuScenes format, nuScenes preparation, datasets.
 - ``training``: losses, distillation, trainer, evaluation.
 - ``ros`` and ``bags``: the node (the only rclpy user) and the bag tools.
-- ``pipeline``: the frame pipeline shared by the node and the bag tools.
+- ``codec`` and ``pipeline``: frame-level message decode/encode, and the frame pipeline shared
+  by the node and the bag tools.
 - ``cli``/``commands``: the ``rcdepth`` command and its subcommands.
 - ``resources``: where the shipped weights, configs and launch file are, in every install.
 """

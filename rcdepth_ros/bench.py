@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .errors import BadArgument
 from .inference import DepthEstimator
 
 RESULT_FIELDS = ('variant', 'backend', 'mode', 'device', 'precision', 'height', 'width',
@@ -160,7 +161,7 @@ def build_random_models(variants: Sequence[str], seed: int = 0) -> dict[str, nn.
 
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        raise ValueError(f'unknown variant(s) {", ".join(unknown)}; '
+        raise BadArgument(f'unknown variant(s) {", ".join(unknown)}; '
                          f'known: {", ".join(sorted(VARIANTS))}')
     models = {}
     for variant in variants:
@@ -190,18 +191,18 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
     from .preprocess import image_to_tensor
 
     if not models:
-        raise ValueError('no variants to benchmark')
+        raise BadArgument('no variants to benchmark')
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
-        raise ValueError(f'unknown or no mode(s) {unknown}; known: {", ".join(MODES)}')
+        raise BadArgument(f'unknown or no mode(s) {unknown}; known: {", ".join(MODES)}')
     if runs < 1 or warmup < 0 or batch < 1:
-        raise ValueError(f'need runs >= 1, warmup >= 0, batch >= 1; got {runs}, {warmup}, '
+        raise BadArgument(f'need runs >= 1, warmup >= 0, batch >= 1; got {runs}, {warmup}, '
                          f'{batch}')
     if not sizes:
-        raise ValueError('no sizes to benchmark')
+        raise BadArgument('no sizes to benchmark')
     for height, width in sizes:
         if height <= 0 or width <= 0:
-            raise ValueError(f'size must be positive, got {height}x{width}')
+            raise BadArgument(f'size must be positive, got {height}x{width}')
     precisions = list(precisions or [precision])
     combos = []
     for backend in backends:
@@ -216,7 +217,7 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
                     continue
                 combos.append((backend, prec, mode))
     if not combos:
-        raise ValueError('no backend x precision x mode combination exists on this device')
+        raise BadArgument('no backend x precision x mode combination exists on this device')
     calibration = None
     if any(prec == 'int8' for _, prec, _ in combos):
         height, width = sizes[0]

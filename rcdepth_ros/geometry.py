@@ -28,6 +28,7 @@ __all__ = [
     'transform_points', 'record_transform', 'nuscenes_sensor_to_camera', 'project_points',
     'in_image_mask', 'pixel_indices', 'rasterize_points', 'radar_image', 'lidar_depth_image',
     'accumulate_points', 'radar_image_from_sweeps', 'scale_intrinsics', 'validate_intrinsics',
+    'depth_to_points',
 ]
 
 
@@ -324,3 +325,22 @@ def radar_image_from_sweeps(sweeps: Sequence[tuple[np.ndarray, np.ndarray]], K, 
     """
     cloud = accumulate_points(sweeps)  # (N, 6) in the camera frame
     return radar_image(cloud, np.eye(4), K, height, width, min_depth, border)
+
+
+def depth_to_points(depth, K, stride: int = 1) -> np.ndarray:
+    """Back-project the finite pixels of a depth image to float32 (N, 3) camera-frame points.
+
+    ``depth`` (H, W) metres, NaN where invalid; ``K`` (3, 3). Every ``stride``-th row and
+    column is used; pixel (u, v) = (column, row) of the full image.
+    """
+    if stride < 1:
+        raise ValueError(f'stride must be >= 1, got {stride}')
+    K = validate_intrinsics(K)
+    sub = np.asarray(depth)[::stride, ::stride]  # (h, w)
+    v, u = np.nonzero(np.isfinite(sub))
+    z = sub[v, u].astype(np.float64)  # (N,)
+    u = u * stride + 0.0
+    v = v * stride + 0.0
+    x = (u - K[0, 2]) * z / K[0, 0]
+    y = (v - K[1, 2]) * z / K[1, 1]
+    return np.stack([x, y, z], axis=1).astype(np.float32)  # (N, 3)

@@ -33,7 +33,7 @@ __all__ = [
     'compressed_to_rgb', 'rgb_to_compressed_fields', 'POINTFIELD_DTYPES',
     'pointcloud2_dtype', 'pointcloud2_to_array', 'array_to_pointcloud2_fields',
     'NUSCENES_RADAR_DTYPE', 'radar_points_from_array', 'camera_info_to_intrinsics',
-    'camera_info_fields', 'build_message', 'read_radar_pcd', 'write_radar_pcd',
+    'camera_info_fields', 'build_message', 'read_radar_pcd', 'write_radar_pcd', 'stamp_to_ns',
 ]
 
 # encoding -> (little-endian base dtype, channels)
@@ -598,3 +598,7 @@ def write_radar_pcd(path: str | os.PathLike, points: np.ndarray) -> None:
         f.write(data.tobytes())
         f.write(b'\x00')
 
+
+def stamp_to_ns(stamp) -> int:
+    """Integer nanoseconds of a builtin_interfaces/Time-like object (``sec``, ``nanosec``)."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)

@@ -15,10 +15,11 @@ import cv2
 import numpy as np
 import pytest
 
-from rcdepth_ros import cli, msgs, pipeline
+from rcdepth_ros import cli, codec, msgs
 from rcdepth_ros.bags import io as bag_io
 from rcdepth_ros.demo import figure
 from rcdepth_ros.demo.scene import load_keyframes
+from rcdepth_ros.models import io as model_io
 from rcdepth_ros.training.metrics import DEPTH_METRICS, UNCERTAINTY_METRICS, depth_metrics
 
 DEMO_TIMEOUT_S = 240  # the quick demo takes ~25 s alone; leave room for a busy 2-core machine
@@ -72,7 +73,7 @@ def test_quick_demo_records_one_output_per_keyframe(quick_demo):
     depth = _messages(depth_bag, f'{NODE}/output/depth')
     sigma = _messages(depth_bag, f'{NODE}/output/uncertainty')
     assert [s for s, _ in depth] == images  # log time = header stamp = image stamp
-    assert [pipeline.stamp_to_ns(m.header.stamp) for _, m in sigma] == images
+    assert [msgs.stamp_to_ns(m.header.stamp) for _, m in sigma] == images
     height, width = keyframes[0].height, keyframes[0].width
     for (_, d), (_, s) in zip(depth, sigma):
         assert (d.encoding, d.height, d.width, d.header.frame_id) == \
@@ -148,7 +149,7 @@ def test_quick_demo_picture_has_the_panel_layout(quick_demo):
     assert len(boxes) == len(shown) and all(len(row) == len(figure.PANELS) for row in boxes)
     for row, index in zip(boxes, shown):
         kf = keyframes[index]
-        colored = pipeline.colorize_depth(msgs.image_to_array(depth[kf.stamp_ns]), 100.0)
+        colored = codec.colorize_depth(msgs.image_to_array(depth[kf.stamp_ns]), 100.0)
         # Column 1 is the camera image, column 3 the node's colourised depth, and they are
         # not interchangeable (the layout is right, not just the size).
         assert _panel_difference(png, row[0], kf.rgb()) < 6.0
@@ -198,7 +199,7 @@ def test_demo_missing_weights_say_how_to_get_them(tmp_path, capsys, monkeypatch)
     assert code == 1 and '\n' not in err and 'model weights not found' in err
 
     # No --model and no shipped weights: the message says where they come from.
-    monkeypatch.setattr(pipeline, 'default_model_path', lambda: tmp_path / 'xdrcdepth_demo')
+    monkeypatch.setattr(model_io, 'default_model_path', lambda: tmp_path / 'xdrcdepth_demo')
     code = cli.main(['demo', '--quick', '--out', str(tmp_path / 'b')])
     err = capsys.readouterr().err.strip()
     assert code == 1 and '\n' not in err
@@ -253,7 +254,7 @@ def test_demo_nuscenes_input_errors(tmp_path, capsys, student_weights):
 
 
 def test_demo_uses_the_shipped_weights_by_default(tmp_path):
-    weights = pipeline.default_model_path()
+    weights = model_io.default_model_path()
     if not weights.with_suffix('.safetensors').is_file():
         pytest.skip(f'shipped demo weights {weights.name}.safetensors are not in models/ yet')
     out = tmp_path / 'out'
@@ -261,6 +262,6 @@ def test_demo_uses_the_shipped_weights_by_default(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((out / 'metrics.json').read_text())
     assert report['model']['source'] == 'shipped default'
-    assert report['model']['name'] == pipeline.DEMO_MODEL_NAME
+    assert report['model']['name'] == model_io.DEMO_MODEL_NAME
     assert report['frames']['keyframes_with_output'] == report['frames']['keyframes']
     assert math.isfinite(report['metrics']['0-80']['mae'])

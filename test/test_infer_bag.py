@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from rcdepth_ros import cli, geometry, msgs, pipeline
+from rcdepth_ros import cli, geometry, inference, msgs, pipeline
 from rcdepth_ros.bags import io, nuscenes2bag
 from rcdepth_ros.bags.infer_bag import infer_bag, output_topics
 
@@ -100,7 +100,7 @@ def test_outputs_one_per_image_with_right_encodings(bag, result):
     for topic, entries in got.items():
         assert [log_ns for log_ns, _ in entries] == stamps, topic
         for log_ns, msg in entries:
-            assert pipeline.stamp_to_ns(msg.header.stamp) == log_ns
+            assert msgs.stamp_to_ns(msg.header.stamp) == log_ns
             assert msg.header.frame_id == 'CAM_FRONT'
             assert (msg.height, msg.width) == (H, W)
     for (_, depth_msg), (_, sigma_msg), (_, colored_msg) in zip(
@@ -121,7 +121,7 @@ def test_outputs_one_per_image_with_right_encodings(bag, result):
 
 def test_same_depth_as_the_devkit_projection_chain(world, bag, result, student_weights):
     out, _ = result
-    estimator = pipeline.load_estimator(student_weights, 'cpu')
+    estimator = inference.load_estimator(student_weights, 'cpu')
     depths = [(log_ns, msgs.image_to_array(io.deserialize(raw, t)))
               for _, t, log_ns, raw in io.read_messages(out, ['/CAM_FRONT/depth'])]
     checked_with_radar = 0
@@ -160,17 +160,6 @@ def test_tf_static_calibration_and_an_image_without_camera_info(bag, result, stu
         first[path] = msgs.image_to_array(io.deserialize(raw, msgtype))
     np.testing.assert_allclose(first[out], first[tmp_path / 'depth'], atol=1e-5,
                                equal_nan=True)
-
-
-def test_defaults_are_the_node_defaults():
-    from rcdepth_ros.bags import infer_bag as module
-    from rcdepth_ros.ros.params import NodeConfig
-
-    node = NodeConfig()
-    assert (module.RADAR_WINDOW_S, module.RADAR_MAX_SWEEPS, module.MIN_DEPTH,
-            module.MAX_DEPTH) == (node.radar_window, node.radar_max_sweeps, node.min_depth,
-                                  node.max_depth)
-    assert node.radar_invalid_states == node.radar_dyn_props == node.radar_ambig_states == ()
 
 
 def test_bag_tools_import_without_rclpy():

@@ -202,3 +202,26 @@ def test_default_runs_fused_channels_last_copy_and_matches_eager(xdrcdepth):
     assert not any(isinstance(m, nn.BatchNorm2d) for m in fast.model.modules())
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
+def test_camera_only_model_is_served_zero_radar_whatever_is_published(tmp_path):
+    from rcdepth_ros.models import VARIANTS, build_model, save_weights
+
+    torch.manual_seed(0)
+    config = VARIANTS['xdrcdepth']
+    model = build_model(config).eval()
+    for name, camera_only in (('fused.v2', False), ('camera.v2', True)):
+        save_weights(model, config, tmp_path / name, metadata={'camera_only': camera_only})
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (1, 64, 96, 3), dtype=np.uint8)
+    radar = np.zeros((1, 4, 64, 96), np.float32)
+    radar[0, :, 10:40:3, 20:80:5] = [[[8.0]], [[5.0]], [[1.0]], [[-1.0]]]  # depth, rcs, vx, vy
+    silent = np.zeros_like(radar)
+    fused = DepthEstimator(tmp_path / 'fused.v2', device='cpu')
+    camera = DepthEstimator(tmp_path / 'camera.v2', device='cpu')
+    assert not fused.input.camera_only and camera.input.camera_only
+    assert camera.describe()['camera_only'] is True
+    # The fused model reads the radar; the camera-only one answers as if none was published.
+    assert not np.allclose(fused.predict(images, radar).depth, fused.predict(images, silent).depth)
+    np.testing.assert_array_equal(camera.predict(images, radar).depth,
+                                  fused.predict(images, silent).depth)

@@ -84,6 +84,11 @@ def test_missing_and_corrupt_weights_fail_configure_cleanly(node_client, tmp_pat
     client = node_client(H, W, model_path=str(tmp_path / 'missing'))
     assert client.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert client.wait(lambda: 'model weights not found' in client.proc.log(), 10.0)
+    # A name with a dot in it is part of the name (xd.v2 = xd.v2.safetensors + xd.v2.json).
+    dotted = tmp_path / 'xd.v2'
+    for suffix in ('.safetensors', '.json'):
+        dotted.parent.joinpath('xd.v2' + suffix).write_bytes(
+            student_weights.parent.joinpath(student_weights.name + suffix).read_bytes())
 
     corrupt = tmp_path / 'corrupt'
     corrupt.with_suffix('.safetensors').write_bytes(b'\x00' * 64)
@@ -93,7 +98,7 @@ def test_missing_and_corrupt_weights_fail_configure_cleanly(node_client, tmp_pat
     assert client.state() == State.PRIMARY_STATE_UNCONFIGURED
     assert client.wait(lambda: 'cannot load model weights' in client.proc.log(), 10.0)
 
-    assert client.set_string('model_path', str(student_weights))
+    assert client.set_string('model_path', str(dotted))
     assert client.transition(Transition.TRANSITION_CONFIGURE)
     assert client.transition(Transition.TRANSITION_ACTIVATE)
     assert client.wait(lambda: client.pub_image.get_subscription_count() > 0, 10.0)
@@ -115,3 +120,106 @@ def test_bench_node_reports_latency_and_overhead(ros_env, student_weights, tmp_p
     for key in ('end_to_end_ms', 'model_ms', 'overhead_ms', 'node_processing_ms'):
         assert result[key]['median'] <= result[key]['p90'] <= result[key]['max']
     assert 0.0 < result['model_ms']['median'] <= result['end_to_end_ms']['max']
+
+
+def _set(client, name, value):
+    """Set one parameter through the node's real set_parameters service: (ok, reason)."""
+    from rcl_interfaces.srv import SetParameters
+    from rclpy.parameter import Parameter
+
+    request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+    result = client.call(client.set_params, request).results[0]
+    return result.successful, result.reason
+
+
+def _radar_pixels_after(client, frames=2):
+    """Radar pixels the node used for the last of ``frames`` new frames (from /diagnostics)."""
+    for _ in range(frames):
+        stamp = client.publish_frame()
+        assert client.wait(lambda: any(stamp_ns(m.header) == stamp
+                                       for m in client.messages('depth')), 30.0)
+    # The second diagnostics message after the depth came is at least one period later, so
+    # it counts that frame.
+    seen = len(client.got['diagnostics'])
+    assert client.wait(lambda: len(client.got['diagnostics']) >= seen + 2, 10.0)
+    return int(client.got['diagnostics'][-1]['radar_pixels_last_frame'])
+
+
+def test_parameters_set_on_the_running_node(node_client):
+    client = node_client(H, W, diagnostics_period=0.2)
+    client.serve_one(timeout=STARTUP_S)
+    # The test radar sweep is 30 ms older than its image: inside the default 0.1 s window.
+    assert _radar_pixels_after(client) > 0
+
+    # A live parameter applies to the very next frame: a 10 ms window holds no sweep.
+    assert _set(client, 'radar.window', 0.01) == (True, '')
+    assert _radar_pixels_after(client) == 0
+    assert _set(client, 'radar.window', 0.1) == (True, '')
+    assert _radar_pixels_after(client) > 0
+
+    # Depth range, live too: everything beyond 2 m is now NaN.
+    assert _set(client, 'max_depth', 2.0)[0]
+    stamp = client.publish_frame()
+    assert client.wait(lambda: any(stamp_ns(m.header) == stamp
+                                   for m in client.messages('depth')), 30.0)
+    depth = msgs.image_to_array(next(m for m in client.messages('depth')
+                                     if stamp_ns(m.header) == stamp))
+    assert np.isnan(depth).all() or np.nanmax(depth) <= 2.0
+
+    # What cannot change while active is refused with the transition it needs.
+    ok, reason = _set(client, 'image_type', 'compressed')
+    assert not ok and 'image_type' in reason and 'deactivate' in reason
+    ok, reason = _set(client, 'precision', 'fp16')
+    assert not ok and 'cleanup' in reason
+    ok, reason = _set(client, 'min_depth', 5.0)  # would cross max_depth = 2
+    assert not ok and 'min_depth < max_depth' in reason
+    assert not _set(client, 'radar.window', 9.0)[0]  # outside the descriptor's range
+    assert client.state() == State.PRIMARY_STATE_ACTIVE
+
+    # Inactive, a subscription parameter may change and is used on activate.
+    assert client.transition(Transition.TRANSITION_DEACTIVATE)
+    assert _set(client, 'qos.depth', 3) == (True, '')
+    ok, reason = _set(client, 'image_type', 'jpeg')
+    assert not ok and 'one of' in reason
+    assert client.transition(Transition.TRANSITION_ACTIVATE)
+    assert client.wait(lambda: client.pub_image.get_subscription_count() > 0, 10.0)
+
+
+def test_configure_names_the_real_cause(node_client):
+    client = node_client(H, W, precision='fp16', autostart=False)
+    assert client.wait(lambda: client.state() == State.PRIMARY_STATE_UNCONFIGURED, STARTUP_S)
+    assert not client.transition(Transition.TRANSITION_CONFIGURE)
+
+    def failure():
+        return [line for line in client.proc.log().splitlines() if 'configure failed' in line]
+
+    assert client.wait(failure, 10.0)
+    # The reason is the precision the machine cannot run, not the weights.
+    assert "precision 'fp16'" in failure()[0] and 'cpu' in failure()[0]
+    assert 'cannot load model weights' not in failure()[0]
+
+    assert client.set_string('precision', 'fp32')
+    assert client.set_string('extrinsics.source', 'tf')
+    # tf2_ros is not installed in the test environment: configure fails and says why.
+    import importlib.util
+
+    if importlib.util.find_spec('tf2_ros') is None:
+        assert not client.transition(Transition.TRANSITION_CONFIGURE)
+        assert client.wait(lambda: 'tf2_ros cannot be imported' in client.proc.log(), 10.0)
+
+
+def test_sigint_shuts_down_through_the_lifecycle(ros_env, node_params, tmp_path):
+    import time
+
+    from rcdepth_ros.ros.harness import NodeProcess
+
+    proc = NodeProcess(node_params(H, W), ros_env, '/sigint_test', tmp_path / 'node.log')
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while 'activated' not in proc.log() and proc.alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert 'activated' in proc.log(), proc.log()[-2000:]
+    finally:
+        code = proc.stop()
+    log = proc.log()
+    assert code == 0 and 'shut down' in log and 'Traceback' not in log, log[-2000:]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from rcdepth_ros import geometry, msgs, pipeline
+from rcdepth_ros import codec, geometry, inference, msgs, pipeline
 from rcdepth_ros.ros import harness
 from rcdepth_ros.ros.diagnostics import NodeStats
 from rcdepth_ros.ros.extrinsics import (
@@ -41,7 +41,16 @@ def _cloud_msg(structured, **override):
     return SimpleNamespace(header=_header(frame_id='radar'), **fields)
 
 
-class RampEstimator:
+class StandIn:
+    """What the pipeline needs of an estimator (the Estimator protocol), nothing more."""
+
+    device, precision = 'cpu', 'fp32'
+
+    def describe(self):
+        return {'variant': type(self).__name__}
+
+
+class RampEstimator(StandIn):
     """Stand-in estimator: depth grows down the rows, sigma = 10 % of depth."""
 
     def __init__(self):
@@ -52,36 +61,46 @@ class RampEstimator:
         b, h, w = images.shape[:3]
         depth = np.broadcast_to(np.linspace(0.5, 120.0, h, dtype=np.float32)[:, None], (h, w))
         depth = np.repeat(depth[None], b, axis=0).copy()
-        return SimpleNamespace(depth=depth, sigma=0.1 * depth)
+        return inference.Prediction(depth, 0.1 * depth)
 
 
 # ----------------------------------------------------------------------------- decoding
 
+def test_stand_ins_and_the_real_estimator_follow_the_protocol(student_weights):
+    assert isinstance(RampEstimator(), inference.Estimator)
+    assert not isinstance(object(), inference.Estimator)
+    estimator = inference.load_estimator(student_weights, device='cpu')
+    assert isinstance(estimator, inference.Estimator)
+    prediction = estimator.predict(np.zeros((1, 64, 96, 3), np.uint8),
+                                   np.zeros((1, 4, 64, 96), np.float32))
+    assert prediction.model_ms > 0 and prediction.model_ms == estimator.model_time_ms
+
+
 def test_decode_image_bgr_is_swapped_to_rgb_and_bad_images_are_rejected():
     bgr = np.zeros((H, W, 3), np.uint8)
     bgr[..., 0] = 255  # blue
-    rgb = pipeline.decode_image(_image_msg(bgr, 'bgr8'), compressed=False)
+    rgb = codec.decode_image(_image_msg(bgr, 'bgr8'), compressed=False)
     assert rgb.shape == (H, W, 3)
     np.testing.assert_array_equal(rgb[0, 0], [0, 0, 255])
 
     depth = np.ones((H, W), np.float32)
-    with pytest.raises(pipeline.BadInput) as err:
-        pipeline.decode_image(_image_msg(depth, '32FC1'), compressed=False)
+    with pytest.raises(codec.BadInput) as err:
+        codec.decode_image(_image_msg(depth, '32FC1'), compressed=False)
     assert err.value.kind == 'image_encoding'
     msg = _image_msg(bgr, 'bgr8')
     msg.data = msg.data[:-7]
-    with pytest.raises(pipeline.BadInput) as err:
-        pipeline.decode_image(msg, compressed=False)
+    with pytest.raises(codec.BadInput) as err:
+        codec.decode_image(msg, compressed=False)
     assert err.value.kind == 'image_decode'
-    with pytest.raises(pipeline.BadInput) as err:
-        pipeline.decode_image(_image_msg(bgr, 'bgr8', width=100000, height=100000), False)
+    with pytest.raises(codec.BadInput) as err:
+        codec.decode_image(_image_msg(bgr, 'bgr8', width=100000, height=100000), False)
     assert err.value.kind == 'image_size'
 
 
 def test_decode_compressed_image_round_trip():
     rgb = harness.synthetic_image(H, W)
     msg = SimpleNamespace(header=_header(), **msgs.rgb_to_compressed_fields(rgb, 'png'))
-    np.testing.assert_array_equal(pipeline.decode_image(msg, compressed=True), rgb)
+    np.testing.assert_array_equal(codec.decode_image(msg, compressed=True), rgb)
 
 
 def test_decode_jpeg_keeps_the_colour_order():
@@ -89,7 +108,7 @@ def test_decode_jpeg_keeps_the_colour_order():
     rgb[:, : W // 2] = (200, 30, 60)  # red-ish left half, blue-ish right half
     rgb[:, W // 2:] = (20, 90, 220)
     msg = SimpleNamespace(header=_header(), **msgs.rgb_to_compressed_fields(rgb, 'jpeg'))
-    out = pipeline.decode_image(msg, compressed=True)
+    out = codec.decode_image(msg, compressed=True)
     assert out.shape == (H, W, 3) and out.dtype == np.uint8 and out.flags.c_contiguous
     np.testing.assert_allclose(out[:, :2].mean(axis=(0, 1)), (200, 30, 60), atol=12)
     np.testing.assert_allclose(out[:, -2:].mean(axis=(0, 1)), (20, 90, 220), atol=12)
@@ -98,34 +117,34 @@ def test_decode_jpeg_keeps_the_colour_order():
 def test_decode_camera_info_rejects_zero_intrinsics():
     K = harness.intrinsics(H, W)
     good = SimpleNamespace(header=_header(), roi=None, **msgs.camera_info_fields(K, H, W))
-    K_out, h, w = pipeline.decode_camera_info(good)
+    K_out, h, w = codec.decode_camera_info(good)
     np.testing.assert_allclose(K_out, K)
     assert (h, w) == (H, W)
     bad = SimpleNamespace(header=_header(), roi=None, **msgs.camera_info_fields(K, H, W))
     bad.k = np.zeros(9)
-    with pytest.raises(pipeline.BadInput) as err:
-        pipeline.decode_camera_info(bad)
+    with pytest.raises(codec.BadInput) as err:
+        codec.decode_camera_info(bad)
     assert err.value.kind == 'camera_info'
 
 
 def test_decode_radar_layouts_filters_and_bad_clouds():
     pts = harness.synthetic_radar(10)
     pts['invalid_state'][:3] = 7
-    out = pipeline.decode_radar(_cloud_msg(pts))
+    out = codec.decode_radar(_cloud_msg(pts))
     assert out.shape == (10, 6) and out.dtype == np.float32
     np.testing.assert_allclose(out[:, 0], pts['x'])
     np.testing.assert_allclose(out[:, 3], pts['rcs'])
-    assert pipeline.decode_radar(_cloud_msg(pts), invalid_states=[0]).shape == (7, 6)
+    assert codec.decode_radar(_cloud_msg(pts), invalid_states=[0]).shape == (7, 6)
 
     plain = np.zeros(4, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4')])
     plain['x'] = [1, 2, np.nan, 4]
-    out = pipeline.decode_radar(_cloud_msg(plain))
+    out = codec.decode_radar(_cloud_msg(plain))
     assert out.shape == (3, 6)
     np.testing.assert_array_equal(out[:, 3:], 0.0)
 
     def kind(msg, **kw):
-        with pytest.raises(pipeline.BadInput) as err:
-            pipeline.decode_radar(msg, **kw)
+        with pytest.raises(codec.BadInput) as err:
+            codec.decode_radar(msg, **kw)
         return err.value.kind
 
     assert kind(_cloud_msg(pts[:0])) == 'radar_empty'
@@ -151,7 +170,7 @@ def test_make_frame_transforms_radar_and_checks_camera_info_size():
     T[:3, 3] = [0.5, 0.0, 0.0]
     frame = pipeline.make_frame(7, 'cam', rgb, K, (H, W), [(points, T)])
     np.testing.assert_allclose(frame.radar_points_cam, [[10.5, 1.0, 0.0, 5.0, 1.0, 2.0]])
-    with pytest.raises(pipeline.BadInput) as err:
+    with pytest.raises(codec.BadInput) as err:
         pipeline.make_frame(7, 'cam', rgb, K, (W, H), [(points, T)])
     assert err.value.kind == 'camera_info_mismatch'
 
@@ -180,15 +199,15 @@ def test_pipeline_masks_depth_outside_range_and_rasterises_radar():
     assert 0.0 <= result.model_ms <= result.total_ms
 
 
-class FixedEstimator:
+class FixedEstimator(StandIn):
     """Stand-in returning given arrays as read-only broadcast views (no copy of its own)."""
 
     def __init__(self, depth, sigma):
         self.depth, self.sigma = depth, sigma
 
     def predict(self, images, radar, K=None):
-        return SimpleNamespace(depth=np.broadcast_to(self.depth, (1, *self.depth.shape)),
-                               sigma=np.broadcast_to(self.sigma, (1, *self.sigma.shape)))
+        return inference.Prediction(np.broadcast_to(self.depth, (1, *self.depth.shape)),
+                                    np.broadcast_to(self.sigma, (1, *self.sigma.shape)))
 
 
 @pytest.mark.parametrize('teacher', [False, True])
@@ -214,28 +233,28 @@ def test_pipeline_masking_matches_the_definition_on_any_estimator_output(teacher
 
 
 def test_pipeline_runs_a_real_student(student_weights):
-    estimator = pipeline.load_estimator(student_weights, 'cpu', 'fp32')
+    estimator = inference.load_estimator(student_weights, 'cpu', 'fp32')
     K = harness.intrinsics(H, W)
-    sweeps = [(pipeline.decode_radar(_cloud_msg(harness.synthetic_radar(30))), np.eye(4))]
+    sweeps = [(codec.decode_radar(_cloud_msg(harness.synthetic_radar(30))), np.eye(4))]
     rgb = harness.synthetic_image(H, W)
     frame = pipeline.make_frame(1, 'cam', rgb, K, (H, W), sweeps)
     result = pipeline.FramePipeline(estimator, 0.0, 100.0).process(frame)
     assert result.depth.shape == (H, W) and result.sigma.shape == (H, W)
     assert np.isfinite(result.depth).all() and (result.sigma > 0).all()
     with pytest.raises(FileNotFoundError, match='model weights not found'):
-        pipeline.load_estimator(student_weights.parent / 'missing', 'cpu', 'fp32')
+        inference.load_estimator(student_weights.parent / 'missing', 'cpu', 'fp32')
 
 
 def test_encoders_colour_and_points():
     depth = np.full((H, W), 10.0, np.float32)
     depth[0, 0] = np.nan
-    fields = pipeline.depth_image_fields(depth)
+    fields = codec.depth_image_fields(depth)
     assert fields['encoding'] == '32FC1' and fields['step'] == W * 4
-    bgr = pipeline.colorize_depth(depth, 100.0)
+    bgr = codec.colorize_depth(depth, 100.0)
     assert bgr.shape == (H, W, 3) and bgr.dtype == np.uint8
     np.testing.assert_array_equal(bgr[0, 0], 0)
     K = harness.intrinsics(H, W)
-    pts = pipeline.depth_to_points(depth, K, stride=2)
+    pts = geometry.depth_to_points(depth, K, stride=2)
     assert pts.shape == ((H // 2) * (W // 2) - 1, 3)
     np.testing.assert_allclose(pts[:, 2], 10.0)
     # Pixel (u=2, v=0) back-projects through K.
@@ -368,7 +387,7 @@ def test_params_declared_with_descriptors(rclpy_context):
         declare_parameters(node)
         for spec in PARAM_SPECS:
             desc = node.describe_parameter(spec.name)
-            assert desc.type == spec.type and desc.description, spec.name
+            assert desc.type == spec.ros_type() and desc.description, spec.name
             if spec.float_range:
                 assert desc.floating_point_range[0].to_value == spec.float_range[1]
             if spec.int_range:
@@ -420,7 +439,7 @@ def test_real_nuscenes_radar_through_calibration_yaml_and_odometry():
     cloud = np.zeros(csv.shape[1], dtype=msgs.NUSCENES_RADAR_DTYPE)
     for row, name in zip(csv, msgs.NUSCENES_RADAR_DTYPE.names):
         cloud[name] = row
-    points = pipeline.decode_radar(_cloud_msg(cloud))  # (74, 6) radar frame
+    points = codec.decode_radar(_cloud_msg(cloud))  # (74, 6) radar frame
     assert points.shape == (74, 6)
 
     records = json.loads((SCENE / 'radar_front' / 'records.json').read_text())

@@ -21,7 +21,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import geometry, msgs, pipeline
+from .. import codec, geometry, inference, msgs, pipeline
+from ..errors import BadArgument, MissingData
+from ..ros import params
 from ..ros.extrinsics import (
     Calibration,
     CalibrationExtrinsics,
@@ -34,10 +36,10 @@ from .nuscenes2bag import BASE_FRAME, CALIBRATION_FILE, camera_info_topic
 
 __all__ = ['infer_bag', 'output_topics', 'RADAR_WINDOW_S', 'RADAR_MAX_SWEEPS']
 
-# Defaults of the node's radar.window / radar.max_sweeps / min_depth / max_depth parameters.
-RADAR_WINDOW_S = 0.1
-RADAR_MAX_SWEEPS = 1
-MIN_DEPTH, MAX_DEPTH = 1.0, 100.0
+# The node's radar.window / radar.max_sweeps / min_depth / max_depth defaults, as declared.
+RADAR_WINDOW_S = params.default('radar.window')
+RADAR_MAX_SWEEPS = params.default('radar.max_sweeps')
+MIN_DEPTH, MAX_DEPTH = params.default('min_depth'), params.default('max_depth')
 # camera_info kept for pairing, images kept while their camera_info is late (as the node).
 INFO_HISTORY = 30
 PENDING_IMAGES = 4
@@ -64,7 +66,7 @@ def _image_topic(topics: dict[str, tuple[str, int]], camera: str) -> tuple[str, 
         msgtype = topics.get(topic, ('', 0))[0]
         if msgtype in (_IMAGE, _COMPRESSED):
             return topic, msgtype == _COMPRESSED
-    raise ValueError(f'the bag has no image topic of camera {camera} (looked for '
+    raise MissingData(f'the bag has no image topic of camera {camera} (looked for '
                      f'{", ".join(candidates)})')
 
 
@@ -74,7 +76,7 @@ def _radar_topics(topics: dict[str, tuple[str, int]], radars: Sequence[str]) -> 
         topic = radar if radar.startswith('/') else f'/{radar}'
         msgtype = topics.get(topic, ('', 0))[0]
         if msgtype != _CLOUD:
-            raise ValueError(f'the bag has no PointCloud2 topic {topic}' +
+            raise MissingData(f'the bag has no PointCloud2 topic {topic}' +
                              (f' ({msgtype})' if msgtype else ''))
         out.append(topic)
     return out
@@ -133,7 +135,7 @@ class _BagRunner:
         self.radar_points: list[int] = []
 
     def on_image(self, msg: Any, log_ns: int) -> None:
-        stamp = pipeline.stamp_to_ns(msg.header.stamp)
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
         match = next((i for i in self.infos if i[0] == stamp), None)
         if match is None:
             self.waiting.append((stamp, msg))
@@ -145,11 +147,11 @@ class _BagRunner:
 
     def on_camera_info(self, msg: Any, log_ns: int) -> None:
         try:
-            K, height, width = pipeline.decode_camera_info(msg)
-        except pipeline.BadInput as exc:
+            K, height, width = codec.decode_camera_info(msg)
+        except codec.BadInput as exc:
             self.skipped[exc.kind] += 1
             return
-        stamp = pipeline.stamp_to_ns(msg.header.stamp)
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
         self.infos.append((stamp, msg, K, (height, width)))
         for _, image in [w for w in self.waiting if w[0] == stamp]:
             self.ready.append((log_ns, image, msg, K, (height, width)))
@@ -157,14 +159,14 @@ class _BagRunner:
 
     def on_radar(self, topic: str, msg: Any) -> None:
         try:
-            points = pipeline.decode_radar(msg)
-        except pipeline.BadInput as exc:
+            points = codec.decode_radar(msg)
+        except codec.BadInput as exc:
             self.skipped[exc.kind] += 1
             return
         if not msg.header.frame_id:
             self.skipped['unknown_frame'] += 1
             return
-        self.radar[topic].add(RadarSweep(pipeline.stamp_to_ns(msg.header.stamp),
+        self.radar[topic].add(RadarSweep(msgs.stamp_to_ns(msg.header.stamp),
                                          msg.header.frame_id, points))
 
     def on_pose(self, stamp_ns: int, pose: np.ndarray) -> None:
@@ -176,18 +178,18 @@ class _BagRunner:
     def process(self, image: Any, K: np.ndarray, info_size: tuple[int, int],
                 compressed: bool) -> pipeline.FrameResult | None:
         """Run one paired image through the pipeline; None (and counted) if it is bad."""
-        stamp = pipeline.stamp_to_ns(image.header.stamp)
+        stamp = msgs.stamp_to_ns(image.header.stamp)
         camera_frame = image.header.frame_id
         try:
             if not camera_frame:
-                raise pipeline.BadInput('unknown_frame', 'image has an empty frame_id')
-            rgb = pipeline.decode_image(image, compressed)
+                raise codec.BadInput('unknown_frame', 'image has an empty frame_id')
+            rgb = codec.decode_image(image, compressed)
             chosen = [s for buffer in self.radar.values() for s in buffer.select(stamp)]
             sweeps = sweeps_in_camera(
                 self.extrinsics, self.odom, camera_frame, self.extrinsics.base_frame, stamp,
                 chosen, on_unknown=lambda reason: self.skipped.update(['unknown_frame']))
             frame = pipeline.make_frame(stamp, camera_frame, rgb, K, info_size, sweeps)
-        except pipeline.BadInput as exc:
+        except codec.BadInput as exc:
             self.skipped[exc.kind] += 1
             return None
         self.radar_points.append(int(frame.radar_points_cam.shape[0]))
@@ -215,17 +217,17 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
     in_bag, out_bag = Path(in_bag).expanduser(), Path(out_bag).expanduser()
     topics = io.bag_topics(in_bag)
     if out_bag.resolve() == in_bag.resolve():
-        raise ValueError('the output bag must differ from the input bag')
+        raise BadArgument('the output bag must differ from the input bag')
     if (out_bag.exists() or out_bag.is_symlink()) and not overwrite:
-        raise ValueError(f'{out_bag} already exists (use --overwrite to replace it)')
+        raise BadArgument(f'{out_bag} already exists (use --overwrite to replace it)')
     image_topic, compressed = _image_topic(topics, camera)
     info_topic = camera_info_topic(camera)
     if topics.get(info_topic, ('', 0))[0] != _INFO:
-        raise ValueError(f'the bag has no CameraInfo topic {info_topic}')
+        raise MissingData(f'the bag has no CameraInfo topic {info_topic}')
     radar_topics = _radar_topics(topics, radars)
     calib, calib_source = _calibration(in_bag, topics, calibration)
     if calib is None and radar_topics:
-        raise ValueError(f'no calibration for the radars: no {CALIBRATION_FILE} in the bag, '
+        raise MissingData(f'no calibration for the radars: no {CALIBRATION_FILE} in the bag, '
                          'no /tf_static; pass --calibration')
     if topics.get('/odom', ('', 0))[0] == _ODOM:
         motion_topic = '/odom'
@@ -234,9 +236,9 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
     else:
         motion_topic = None
     if max_sweeps < 1 or window < 0:
-        raise ValueError(f'need window >= 0 and max_sweeps >= 1, got {window}, {max_sweeps}')
+        raise BadArgument(f'need window >= 0 and max_sweeps >= 1, got {window}, {max_sweeps}')
 
-    estimator = pipeline.load_estimator(model, device)
+    estimator = inference.load_estimator(model, device)
     runner = _BagRunner(pipeline.FramePipeline(estimator, MIN_DEPTH, MAX_DEPTH),
                         CalibrationExtrinsics(calib, BASE_FRAME), radar_topics, window,
                         max_sweeps)
@@ -273,15 +275,15 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
                 bar.update(1)
                 if result is None:
                     continue
-                stamp = pipeline.stamp_to_ns(image.header.stamp)
+                stamp = msgs.stamp_to_ns(image.header.stamp)
                 image_cls = io.TYPESTORE.types[_IMAGE]
                 write('depth', msgs.build_message(
-                    image_cls, pipeline.depth_image_fields(result.depth),
+                    image_cls, codec.depth_image_fields(result.depth),
                     header=image.header), stamp)
                 write('uncertainty', msgs.build_message(
-                    image_cls, pipeline.depth_image_fields(result.sigma),
+                    image_cls, codec.depth_image_fields(result.sigma),
                     header=image.header), stamp)
-                bgr = pipeline.colorize_depth(result.depth, runner.pipeline.max_depth)
+                bgr = codec.colorize_depth(result.depth, runner.pipeline.max_depth)
                 write('colored', msgs.build_message(
                     image_cls, msgs.array_to_image_fields(bgr, 'bgr8'),
                     header=image.header), stamp)
@@ -300,12 +302,12 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
             elif topic in runner.radar:
                 runner.on_radar(topic, msg)
             elif topic == '/odom':
-                runner.on_pose(pipeline.stamp_to_ns(msg.header.stamp),
+                runner.on_pose(msgs.stamp_to_ns(msg.header.stamp),
                                _pose(msg.pose.pose.position, msg.pose.pose.orientation))
             else:  # /tf: map (or odom) -> base_link
                 for tf in msg.transforms:
                     if tf.child_frame_id == BASE_FRAME:
-                        runner.on_pose(pipeline.stamp_to_ns(tf.header.stamp),
+                        runner.on_pose(msgs.stamp_to_ns(tf.header.stamp),
                                        _pose(tf.transform.translation, tf.transform.rotation))
         flush(None)
         if runner.waiting:

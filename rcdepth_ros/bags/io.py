@@ -30,6 +30,8 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ..errors import BadArgument, BadInputFile, MissingData
+
 __all__ = [
     'BAG_VERSION', 'TYPESTORE', 'open_writer', 'read_messages', 'deserialize', 'serialize',
     'bag_topics', 'bag_qos', 'is_bag', 'qos_profile', 'header', 'time_msg', 'add_topic',
@@ -64,9 +66,9 @@ def is_bag(path: str | os.PathLike[str]) -> bool:
 def _check_bag(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f'bag not found: {path}')
+        raise MissingData(f'bag not found: {path}')
     if not is_bag(path):
-        raise ValueError(f'{path} is not a rosbag2 directory (no metadata.yaml)')
+        raise BadInputFile(f'{path} is not a rosbag2 directory (no metadata.yaml)')
     return path
 
 
@@ -77,7 +79,7 @@ def _reader(path: str | os.PathLike[str]) -> Iterator[Reader]:
         reader = Reader(path)
         reader.open()
     except ReaderError as exc:
-        raise ValueError(f'cannot read bag {path}: {exc}') from None
+        raise BadInputFile(f'cannot read bag {path}: {exc}') from None
     try:
         yield reader
     finally:
@@ -97,12 +99,12 @@ def open_writer(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
     path = Path(path)
     if path.exists() or path.is_symlink():
         if not overwrite:
-            raise ValueError(f'{path} already exists (use --overwrite to replace it)')
+            raise BadArgument(f'{path} already exists (use --overwrite to replace it)')
         if not is_bag(path):
-            raise ValueError(f'{path} exists and is not a rosbag2 directory; refusing to '
+            raise BadArgument(f'{path} exists and is not a rosbag2 directory; refusing to '
                              'replace it')
     if not path.parent.is_dir():
-        raise FileNotFoundError(f'output folder does not exist: {path.parent}')
+        raise MissingData(f'output folder does not exist: {path.parent}')
     staging = path.with_name(path.name + '.partial')
     if staging.exists():  # left behind by a killed run: ours by name
         shutil.rmtree(staging)
@@ -158,7 +160,7 @@ def read_messages(path: str | os.PathLike[str], topics: Iterable[str] | None = N
             wanted = set(topics)
             missing = sorted(wanted - {c.topic for c in connections})
             if missing:
-                raise ValueError(f'topics not in bag {path}: {", ".join(missing)}')
+                raise BadArgument(f'topics not in bag {path}: {", ".join(missing)}')
             connections = [c for c in connections if c.topic in wanted]
             if not connections:
                 return

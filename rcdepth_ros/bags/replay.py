@@ -16,6 +16,7 @@ from pathlib import Path
 import time
 from typing import Any, Callable, Mapping, Sequence
 
+from ..errors import BadArgument
 from . import io
 
 __all__ = ['replay', 'message_class', 'CLOCK_PERIOD_S']
@@ -60,11 +61,11 @@ def _plan(bag: Path, topics: Sequence[str] | None, remap: Mapping[str, str] | No
     chosen = list(in_bag) if topics is None else list(dict.fromkeys(topics))
     missing = [t for t in chosen if t not in in_bag]
     if missing:
-        raise ValueError(f'topics not in bag {bag}: {", ".join(missing)}')
+        raise BadArgument(f'topics not in bag {bag}: {", ".join(missing)}')
     remap = dict(remap or {})
     unknown = [t for t in remap if t not in in_bag]
     if unknown:
-        raise ValueError(f'remapped topics not in bag {bag}: {", ".join(unknown)}')
+        raise BadArgument(f'remapped topics not in bag {bag}: {", ".join(unknown)}')
     return {t: in_bag[t] for t in chosen}, {t: remap.get(t, t) for t in chosen}
 
 
@@ -84,9 +85,9 @@ def replay(bag: str | os.PathLike[str], rate: float = 1.0, topics: Sequence[str]
     (``{bag topic: count}``), ``messages`` and ``wall_s``.
     """
     if not rate > 0:
-        raise ValueError(f'rate must be > 0, got {rate}')
+        raise BadArgument(f'rate must be > 0, got {rate}')
     if wait_for_subscribers < 0:
-        raise ValueError(f'wait_for_subscribers must be >= 0, got {wait_for_subscribers}')
+        raise BadArgument(f'wait_for_subscribers must be >= 0, got {wait_for_subscribers}')
     bag = Path(bag).expanduser()
     played, targets = _plan(bag, topics, remap)
     qos = io.bag_qos(bag)

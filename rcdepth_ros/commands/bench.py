@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadArgument, BadInputFile, MissingData
+
 NAME = 'bench'
 HELP = ('Time random-init networks (variants x backends x modes x sizes, round-robin) and '
         'report median/p90 latency, peak memory and ratios; optionally write JSON.')
@@ -87,31 +89,31 @@ def run(args: argparse.Namespace) -> int:
     if args.from_json:
         path = Path(args.from_json)
         if not path.is_file():
-            raise FileNotFoundError(f'benchmark JSON not found: {path}')
+            raise MissingData(f'benchmark JSON not found: {path}')
         try:
             results = json.loads(path.read_text())
             print(formatter(results))
             if args.breakdown:
                 print(format_breakdown(results))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f'{path} is not an rcdepth bench JSON list: {exc}') from None
+            raise BadInputFile(f'{path} is not an rcdepth bench JSON list: {exc}') from None
         return 0
     backends = _names(args.backends)
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown:
-        raise ValueError(f'unknown backend(s) {", ".join(unknown)}; known: {", ".join(BACKENDS)}')
+        raise BadArgument(f'unknown backend(s) {", ".join(unknown)}; known: {", ".join(BACKENDS)}')
     precisions = _names(args.precision)
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
-        raise ValueError(f'unknown precision(s) {", ".join(unknown)}; known: '
+        raise BadArgument(f'unknown precision(s) {", ".join(unknown)}; known: '
                          f'{", ".join(PRECISIONS)}')
     modes = _names(args.modes)
     unknown = [m for m in modes if m not in MODES]
     if unknown:
-        raise ValueError(f'unknown mode(s) {", ".join(unknown)}; known: {", ".join(MODES)}')
+        raise BadArgument(f'unknown mode(s) {", ".join(unknown)}; known: {", ".join(MODES)}')
     if args.threads is not None:
         if args.threads < 1:
-            raise ValueError(f'--threads must be >= 1, got {args.threads}')
+            raise BadArgument(f'--threads must be >= 1, got {args.threads}')
         torch.set_num_threads(args.threads)
     channels_last = {'auto': None, 'on': True, 'off': False}[args.channels_last]
     skipped: list[str] = []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadArgument
+
 NAME = 'bench-node'
 HELP = ('Start rcdepth_node as a process, publish synthetic frames one at a time and report '
         'end-to-end latency (image published -> depth received) and the node overhead '
@@ -75,12 +77,12 @@ def _settle(client, timeout: float) -> dict[str, int]:
 
 def _weights(args: argparse.Namespace, folder) -> tuple[str, str]:
     """Weights path and where it came from (given, demo, or random init)."""
-    from ..pipeline import resolve_model_path
+    from ..models.io import resolve_weights
 
     if args.model:
-        return str(resolve_model_path(args.model)), 'given'
+        return str(resolve_weights(args.model)), 'given'
     try:
-        return str(resolve_model_path(None)), 'demo'
+        return str(resolve_weights(None)), 'demo'
     except FileNotFoundError:
         pass
     import torch
@@ -88,7 +90,7 @@ def _weights(args: argparse.Namespace, folder) -> tuple[str, str]:
     from ..models import VARIANTS, build_model, save_weights
 
     if args.variant not in VARIANTS:
-        raise ValueError(f'unknown variant {args.variant!r} (one of {sorted(VARIANTS)})')
+        raise BadArgument(f'unknown variant {args.variant!r} (one of {sorted(VARIANTS)})')
     torch.manual_seed(0)
     path = folder / f'{args.variant}_random'
     save_weights(build_model(VARIANTS[args.variant]).eval(), VARIANTS[args.variant], path,
@@ -119,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.frames < 1 or args.warmup < 0:
-        raise ValueError('need --frames >= 1 and --warmup >= 0')
+        raise BadArgument('need --frames >= 1 and --warmup >= 0')
     height, width = args.size
     domain = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
     with tempfile.TemporaryDirectory(prefix='rcdepth_bench_node_') as tmp:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadArgument
+
 NAME = 'demo'
 HELP = ('One-command demo: build a small synthetic world (or take a nuScenes scene), convert '
         'it to a ROS 2 bag, start rcdepth_node, replay the bag into it, record its depth and '
@@ -45,22 +47,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..cli import CommandError
-    from ..demo import DemoError, DemoOptions, print_report, run_demo
+    from ..demo import DemoOptions, print_report, run_demo
 
     if args.domain_id is not None and not 0 <= args.domain_id <= 232:
-        raise ValueError(f'--domain-id must lie in [0, 232], got {args.domain_id}')
+        raise BadArgument(f'--domain-id must lie in [0, 232], got {args.domain_id}')
     if args.timeout <= 0:
-        raise ValueError(f'--timeout must be > 0, got {args.timeout}')
+        raise BadArgument(f'--timeout must be > 0, got {args.timeout}')
     options = DemoOptions(
         out=Path(args.out), quick=args.quick,
         nuscenes=Path(args.nuscenes) if args.nuscenes else None, scene=args.scene,
         version=args.version, model=args.model, overwrite=args.overwrite, seed=args.seed,
         device=args.device, rate=args.rate, domain_id=args.domain_id,
         frame_timeout=args.timeout, progress=not args.no_progress)
-    try:
-        report = run_demo(options)
-    except DemoError as exc:
-        raise CommandError(str(exc)) from None
+    report = run_demo(options)  # a DemoError is a UserError: one line from the CLI
     print_report(report)
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..ros import params
+
 NAME = 'infer-bag'
 HELP = ('Run the rcdepth_node frame pipeline over a bag without ROS (same radar pairing, '
         'ego-motion compensation and model) and write /<camera>/depth, /<camera>/uncertainty '
@@ -22,9 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibration YAML (default: the bag's calibration.yaml, "
                              'else /tf_static)')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
-    parser.add_argument('--window', type=float, default=0.1,
+    parser.add_argument('--window', type=float, default=params.default('radar.window'),
                         help='seconds of radar before the image time (node: radar.window)')
-    parser.add_argument('--max-sweeps', type=int, default=1,
+    parser.add_argument('--max-sweeps', type=int, default=params.default('radar.max_sweeps'),
                         help='newest sweeps per radar (node: radar.max_sweeps)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing bag')
     parser.add_argument('--no-progress', action='store_true', help='hide the progress bar')

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import BadArgument
+
 NAME = 'prepare'
 HELP = ('Prepare nuScenes-format data for training: radar images, single-scan and accumulated '
         '(interpolated) LiDAR depth, teacher confidence targets. Resumable and shardable.')
@@ -36,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     from ..data.nuscenes_prep import PrepareOptions, parse_shard, run_prepare
 
     if args.accumulate_sweeps < 0 or args.radar_sweeps < 1 or args.workers < 0:
-        raise ValueError('need --accumulate-sweeps >= 0, --radar-sweeps >= 1, --workers >= 0')
+        raise BadArgument('need --accumulate-sweeps >= 0, --radar-sweeps >= 1, --workers >= 0')
     radars = tuple(r.strip() for r in args.radars.split(',') if r.strip())
     if not radars:
-        raise ValueError('--radars names no radar channel')
+        raise BadArgument('--radars names no radar channel')
     options = PrepareOptions(camera=args.camera, radars=radars, radar_sweeps=args.radar_sweeps,
                              radar_filters=args.radar_filters == 'on',
                              accumulate_sweeps=args.accumulate_sweeps)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from ..errors import BadArgument
+
 NAME = 'sim'
 HELP = ('Simulate procedural driving scenes (cameras, radars, LiDAR, 3-D boxes) and write '
         'them as a nuScenes dataset that the nuscenes-devkit loads.')
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
                                            if c in cameras),
                        radars=RADARS)
     if args.workers < 1:
-        raise ValueError(f'--workers must be at least 1, got {args.workers}')
+        raise BadArgument(f'--workers must be at least 1, got {args.workers}')
     root = build_world(config, args.out, workers=args.workers, progress=not args.no_progress)
     print(f'rcdepth sim: wrote {config.scenes} scene(s) to {root} ({config.version})')
     return 0

@@ -2,7 +2,7 @@
 
 One row per keyframe (the first is the representative one), five panels a row, each with a
 title and, under it, a colour bar in metres. Depth is the node's colour map
-(:func:`rcdepth_ros.pipeline.colorize_depth`: inverse depth, turbo, scaled to the image's
+(:func:`rcdepth_ros.codec.colorize_depth`: inverse depth, turbo, scaled to the image's
 nearest depth); the radar points use the very same mapping, so a radar point and the depth
 under it have the same colour when they agree. Rendered with matplotlib's Agg canvas (no
 display, no pyplot state); the pixel size is fixed by :func:`figure_size`.
@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import geometry
-from ..pipeline import colorize_depth
+from ..codec import colorize_depth
 
 PANELS = ('image', 'radar', 'depth', 'uncertainty', 'error')
 PANEL_WIDTH_IN = 3.6  # inches per panel

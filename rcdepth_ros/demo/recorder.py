@@ -31,10 +31,6 @@ RECORDED = {
 QOS_DEPTH = 100
 
 
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 class OutputRecorder:
     """Subscriptions of ``node`` to the outputs of the node ``target`` (``/rcdepth_node``).
 
@@ -86,7 +82,7 @@ class OutputRecorder:
     def _on_output(self, key: str, msg: Any) -> None:
         from rclpy.serialization import serialize_message
 
-        stamp = _stamp_ns(msg.header)
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
         if self.writer is not None:
             self.writer.write(self._connections[key], stamp, serialize_message(msg))
         array = None

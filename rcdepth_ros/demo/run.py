@@ -33,7 +33,8 @@ import threading
 import time
 from typing import Any, Iterator
 
-from .. import pipeline
+from ..errors import BadArgument, BadInputFile, MissingData, UserError
+from ..models.io import resolve_weights, weight_paths
 
 CAMERA = 'CAM_FRONT'
 RADAR = 'RADAR_FRONT'
@@ -55,7 +56,7 @@ WEIGHTS_HINT = ('the demo weights ship with the repository as models/xdrcdepth_d
                 'written by `rcdepth export` / rcdepth_ros.models.save_weights')
 
 
-class DemoError(RuntimeError):
+class DemoError(UserError, RuntimeError):
     """A demo step failed in a way the user can act on (one line)."""
 
 
@@ -101,14 +102,14 @@ def _say(message: str) -> None:
 def check_output(out: Path, overwrite: bool) -> None:
     """Refuse a non-empty OUT unless ``overwrite``; then remove the demo's earlier products."""
     if out.exists() and not out.is_dir():
-        raise ValueError(f'--out {out} exists and is not a folder')
+        raise BadArgument(f'--out {out} exists and is not a folder')
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(f'--out {out} exists and is not empty (use --overwrite to replace '
+            raise BadArgument(f'--out {out} exists and is not empty (use --overwrite to replace '
                              'the demo outputs in it)')
         world = out / WORLD_DIR
         if world.exists() and not (world / 'sim.json').is_file() and any(world.iterdir()):
-            raise ValueError(f'{world} is not a synthetic world written by the demo; '
+            raise BadArgument(f'{world} is not a synthetic world written by the demo; '
                              'refusing to replace it')
         shutil.rmtree(world, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -117,28 +118,27 @@ def check_output(out: Path, overwrite: bool) -> None:
 def check_model(model: str | None) -> tuple[Path, dict[str, Any]]:
     """Weights path and its JSON description; one-line errors for missing or unreadable ones."""
     try:
-        path = pipeline.resolve_model_path(model)
-    except FileNotFoundError as exc:
+        path = resolve_weights(model)
+    except MissingData as exc:
         if model:
             raise
-        raise FileNotFoundError(f'{exc}; {WEIGHTS_HINT}') from None
-    json_path = path.with_suffix('.json')
+        raise MissingData(f'{exc}; {WEIGHTS_HINT}') from None
+    weights, json_path = weight_paths(path)
     try:
         description = json.loads(json_path.read_text(encoding='utf-8'))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f'cannot read model description {json_path}: {exc}') from None
+        raise BadInputFile(f'cannot read model description {json_path}: {exc}') from None
     if not isinstance(description, dict) or 'variant' not in description:
-        raise ValueError(f'{json_path} is not an rcdepth_ros model description (no variant)')
-    # The header alone (no torch here): a truncated file fails now, not after the world build.
+        raise BadInputFile(f'{json_path} is not an rcdepth_ros model description (no variant)')
+    # The header alone: a truncated file fails now, not after the world build.
     from safetensors import SafetensorError, safe_open
 
-    weights = path.with_suffix('.safetensors')
     try:
         with safe_open(str(weights), framework='np') as f:
             if not list(f.keys()):
-                raise ValueError(f'{weights} holds no tensors')
+                raise BadInputFile(f'{weights} holds no tensors')
     except (SafetensorError, OSError) as exc:
-        raise ValueError(f'corrupt weights file {weights}: {exc}') from None
+        raise BadInputFile(f'corrupt weights file {weights}: {exc}') from None
     return path, description
 
 
@@ -148,7 +148,7 @@ def check_inputs(options: DemoOptions) -> tuple[str, str] | None:
 
     if options.nuscenes is None:
         if options.scene or options.version:
-            raise ValueError('--scene and --version need --nuscenes DIR')
+            raise BadArgument('--scene and --version need --nuscenes DIR')
         return None
     version = resolve_version(options.nuscenes, options.version)
     return version, check_scene(options.nuscenes, version, options.scene)
@@ -410,7 +410,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     t_start = time.monotonic()
     timing: dict[str, float] = {}
     if options.rate <= 0:
-        raise ValueError(f'--rate must be > 0, got {options.rate}')
+        raise BadArgument(f'--rate must be > 0, got {options.rate}')
     out = Path(options.out).expanduser().resolve()
     model_path, description = check_model(options.model)
     real = check_inputs(options)

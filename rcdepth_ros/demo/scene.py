@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import geometry
+from ..errors import BadArgument, BadInputFile, MissingData
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Keyframe:
 
         bgr = cv2.imread(str(self.image_path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise FileNotFoundError(f'camera image unreadable: {self.image_path}')
+            raise BadInputFile(f'camera image unreadable: {self.image_path}')
         return np.ascontiguousarray(bgr[:, :, ::-1])
 
 
@@ -56,15 +57,15 @@ def resolve_version(dataroot: str | Path, version: str | None) -> str:
     """Check ``version`` (or pick the only one present); one-line errors otherwise."""
     root = Path(dataroot)
     if not root.is_dir():
-        raise FileNotFoundError(f'nuScenes dataroot not found: {root}')
+        raise MissingData(f'nuScenes dataroot not found: {root}')
     found = table_versions(root)
     if version:
         if version not in found:
-            raise FileNotFoundError(f'no {version} tables in {root} (found: '
+            raise MissingData(f'no {version} tables in {root} (found: '
                                     f'{", ".join(found) or "none"})')
         return version
     if len(found) != 1:
-        raise ValueError(f'{root} holds {len(found)} table versions '
+        raise BadArgument(f'{root} holds {len(found)} table versions '
                          f'({", ".join(found) or "none"}); choose one with --version')
     return found[0]
 
@@ -75,7 +76,7 @@ def scene_names(dataroot: str | Path, version: str) -> list[str]:
     try:
         scenes = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f'cannot read {path}: {exc}') from None
+        raise BadInputFile(f'cannot read {path}: {exc}') from None
     return [s['name'] for s in scenes]
 
 
@@ -83,12 +84,12 @@ def check_scene(dataroot: str | Path, version: str, scene: str | None) -> str:
     """Return ``scene`` if the version has it (None: the first scene); ValueError otherwise."""
     names = scene_names(dataroot, version)
     if not names:
-        raise ValueError(f'{Path(dataroot) / version} has no scenes')
+        raise MissingData(f'{Path(dataroot) / version} has no scenes')
     if scene is None:
         return names[0]
     if scene not in names:
         shown = ', '.join(names[:8]) + (', ...' if len(names) > 8 else '')
-        raise ValueError(f'unknown scene {scene!r} in {version} ({len(names)} scenes: {shown})')
+        raise BadArgument(f'unknown scene {scene!r} in {version} ({len(names)} scenes: {shown})')
     return scene
 
 
@@ -138,13 +139,13 @@ def load_keyframes(dataroot: str | Path, version: str, scene: str, camera: str =
         nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
     record = next((s for s in nusc.scene if s['name'] == scene), None)
     if record is None:
-        raise ValueError(f'unknown scene {scene!r} in {version}')
+        raise BadArgument(f'unknown scene {scene!r} in {version}')
     keyframes = []
     token = record['first_sample_token']
     while token:
         sample = nusc.get('sample', token)
         if camera not in sample['data'] or 'LIDAR_TOP' not in sample['data']:
-            raise ValueError(f'sample {token} of {scene} has no {camera} or LIDAR_TOP')
+            raise MissingData(f'sample {token} of {scene} has no {camera} or LIDAR_TOP')
         keyframes.append(_keyframe(nusc, sample, camera, radar))
         token = sample['next']
     return keyframes

@@ -51,14 +51,11 @@ _SUFFIXES = ('.safetensors', '.json')
 # ----------------------------------------------------------------------------- paths
 
 def default_model_path() -> Path:
-    """Return the base path of the shipped demo weights (:func:`rcdepth_ros.resources.find`).
+    """Return the base path of the shipped demo weights (:mod:`rcdepth_ros.resources`).
 
-    Raises :class:`MissingData` naming every place the lookup tried.
+    Raises FileNotFoundError naming every place looked at.
     """
-    try:
-        return resources.model_path(DEMO_MODEL_NAME)
-    except FileNotFoundError as exc:
-        raise MissingData(str(exc)) from None
+    return resources.model_path(DEMO_MODEL_NAME)
 
 
 def _strip_suffix(path: Path) -> Path:
@@ -124,7 +121,10 @@ def resolve_model(path: str | os.PathLike[str] | None, checkpoints: bool = False
     into weights. Raises :class:`MissingData` naming the file that is not there.
     """
     if path is None or str(path) == '':
-        base = default_model_path()
+        try:
+            base = default_model_path()
+        except FileNotFoundError as exc:
+            raise MissingData(f'model weights not found: {exc}') from None
     else:
         base = Path(os.path.expanduser(str(path)))
         checkpoint = checkpoint_json_path(base)

@@ -52,6 +52,7 @@ class NodeStats:
         self.dropped = 0
         self._total_ms: deque[float] = deque(maxlen=timing_window)
         self._model_ms: deque[float] = deque(maxlen=timing_window)
+        self.radar_pixels_last = 0
 
     def input(self, topic: str) -> None:
         """Count one message received on ``topic``."""
@@ -69,10 +70,11 @@ class NodeStats:
         with self._lock:
             self.dropped += n
 
-    def frame_done(self, total_ms: float, model_ms: float) -> None:
-        """Record one processed frame and its timings."""
+    def frame_done(self, total_ms: float, model_ms: float, radar_pixels: int = 0) -> None:
+        """Record one processed frame, its timings and its radar pixels (points in view)."""
         with self._lock:
             self.processed += 1
+            self.radar_pixels_last = int(radar_pixels)
             self._total_ms.append(total_ms)
             self._model_ms.append(model_ms)
 
@@ -87,6 +89,7 @@ class NodeStats:
                 'bad_input': dict(self.bad_input),
                 'bad_input_total': int(sum(self.bad_input.values())),
                 'processed': self.processed,
+                'radar_pixels_last': self.radar_pixels_last,
                 'dropped': self.dropped,
                 'processing_ms_median': float(np.median(total)) if total.size else 0.0,
                 'processing_ms_max': float(total.max()) if total.size else 0.0,
@@ -110,6 +113,7 @@ def diagnostic_status(snapshot: dict[str, Any], name: str, hardware_id: str,
         'bad_input_total': str(snapshot['bad_input_total']),
         'frames_processed': str(snapshot['processed']),
         'frames_dropped': str(snapshot['dropped']),
+        'radar_pixels_last_frame': str(snapshot['radar_pixels_last']),
         'processing_ms_median': f"{snapshot['processing_ms_median']:.2f}",
         'processing_ms_max': f"{snapshot['processing_ms_max']:.2f}",
         'model_ms_median': f"{snapshot['model_ms_median']:.2f}",

@@ -10,21 +10,26 @@ timing topics always are), as image_transport publishers do.
 
 Lifecycle: configure loads the weights (a missing or corrupt file fails the transition),
 activate subscribes and starts the worker, deactivate stops both, cleanup releases the model.
+Parameters (:mod:`.params`) marked ``live`` may be set while active and apply to the next
+message or frame; the others are refused with the transition they need.
 """
 
 from __future__ import annotations
 
 from collections import deque
 import copy
+import dataclasses
 import gc
 import math
 import threading
 import time
+import traceback
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from nav_msgs.msg import Odometry
 import numpy as np
+from rcl_interfaces.msg import SetParametersResult
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -32,10 +37,20 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32
 
-from .. import geometry, msgs, pipeline
+from .. import codec, geometry, inference, msgs, pipeline
+from ..errors import UserError
 from .diagnostics import NodeStats, diagnostic_status
 from .extrinsics import CalibrationExtrinsics, TfExtrinsics, load_calibration, tf2_available
-from .params import NodeConfig, declare_parameters, read_config
+from .params import (
+    SPECS_BY_NAME,
+    NodeConfig,
+    check_value,
+    config_from_dict,
+    config_values,
+    declare_parameters,
+    read_config,
+    refusal,
+)
 from .radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep, sweeps_in_camera
 
 NODE_NAME = 'rcdepth_node'
@@ -43,6 +58,8 @@ NODE_NAME = 'rcdepth_node'
 INFO_HISTORY = 30
 PENDING_IMAGES = 4
 LOG_THROTTLE_S = 5.0
+# How long deactivate / shutdown wait for the worker to finish its frame.
+WORKER_STOP_S = 30.0
 
 _SUCCESS = TransitionCallbackReturn.SUCCESS
 _FAILURE = TransitionCallbackReturn.FAILURE
@@ -85,57 +102,71 @@ class RcDepthNode(LifecycleNode):
         self._last_colored = 0.0
         self._last_log: dict[str, float] = {}
         self._active = False
+        self._state = 'unconfigured'  # primary lifecycle state, for the parameter callback
         self._diag_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         period = float(self.get_parameter('diagnostics_period').value)
         self._diag_timer = self.create_timer(period, self._publish_diagnostics)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
     # ------------------------------------------------------------------ lifecycle
 
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        log = self.get_logger()
         try:
             config = read_config(self)
         except ValueError as exc:
-            self.get_logger().error(f'configure failed: invalid parameter: {exc}')
+            log.error(f'configure failed: invalid parameter: {exc}')
             return _FAILURE
         try:
-            estimator = pipeline.load_estimator(config.model_path, config.device,
-                                                config.precision)
-        except FileNotFoundError as exc:
-            self.get_logger().error(f'configure failed: {exc}')
+            estimator = inference.load_estimator(config.model_path, config.device,
+                                                 config.precision)
+        except UserError as exc:  # missing, corrupt or mismatched weights files
+            log.error(f'configure failed: cannot load model weights: {exc}')
             return _FAILURE
-        except Exception as exc:  # noqa: BLE001 - any loader error is a failed transition
-            self.get_logger().error(f'configure failed: cannot load model weights: '
-                                    f'{type(exc).__name__}: {exc}')
+        except ValueError as exc:  # device / precision the machine cannot run
+            log.error(f'configure failed: device {config.device!r}, precision '
+                      f'{config.precision!r}: {exc}')
+            return _FAILURE
+        except Exception as exc:  # noqa: BLE001 - a bug: fail the transition, show where
+            log.error(f'configure failed: unexpected {type(exc).__name__} while loading the '
+                      f'model (a bug, please report):\n{traceback.format_exc()}')
             return _FAILURE
         try:
             extrinsics = self._make_extrinsics(config)
         except (ValueError, FileNotFoundError) as exc:
-            self.get_logger().error(f'configure failed: {exc}')
+            log.error(f'configure failed: extrinsics: {exc}')
             return _FAILURE
         self.config = config
         self._estimator = estimator
         self._extrinsics = extrinsics
         self._pipeline = pipeline.FramePipeline(estimator, config.min_depth, config.max_depth)
-        info = estimator.describe() if hasattr(estimator, 'describe') else {}
-        self._model_name = str(info.get('variant', type(estimator).__name__))
+        self._model_name = str(estimator.describe().get('variant', type(estimator).__name__))
         self._create_publishers()
-        self.get_logger().info(
-            f'configured: model {self._model_name} on {getattr(estimator, "device", "?")} '
-            f'({config.precision}), radar topics {list(config.radar_topics)}, extrinsics '
-            f'{config.extrinsics_source}')
+        self._state = 'inactive'
+        log.info(f'configured: model {self._model_name} on {estimator.device} '
+                 f'({config.precision}), radar topics {list(config.radar_topics)}, extrinsics '
+                 f'{config.extrinsics_source}')
         return _SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        if self._worker is not None and self._worker.is_alive():
+            # A worker that outlived its stop is still inside a frame: a second one would
+            # share the mailbox and the model with it.
+            self.get_logger().error('activate failed: the previous worker is still running '
+                                    '(it did not stop on deactivate); try again later')
+            return _FAILURE
         self._create_subscriptions()
         self._stop.clear()
         self._worker = threading.Thread(target=self._work, name='rcdepth_worker', daemon=True)
         self._worker.start()
         self._active = True
+        self._state = 'active'
         self.get_logger().info('activated')
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
+        self._state = 'inactive'
         self._destroy_subscriptions()
         self._stop_worker()
         self._clear_buffers()
@@ -144,14 +175,17 @@ class RcDepthNode(LifecycleNode):
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
+        self._state = 'unconfigured'
         self.get_logger().info('cleaned up')
         return _SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._active = False
+        self._state = 'finalized'
         self._destroy_subscriptions()
         self._stop_worker()
         self._release()
+        self.get_logger().info('shut down')
         return _SUCCESS
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -162,8 +196,8 @@ class RcDepthNode(LifecycleNode):
         if config.extrinsics_source == 'tf':
             if tf2_available():
                 return TfExtrinsics(self, config.base_frame)
-            self.get_logger().warning('extrinsics.source is tf but tf2_ros is not importable; '
-                                      'using the calibration file')
+            raise ValueError('extrinsics.source is tf but tf2_ros cannot be imported; install '
+                             'tf2_ros or set extrinsics.source to calibration')
         calibration = load_calibration(config.calibration_path) if config.calibration_path \
             else None
         return CalibrationExtrinsics(calibration, config.base_frame)
@@ -179,10 +213,9 @@ class RcDepthNode(LifecycleNode):
             'processing_time': self.create_lifecycle_publisher(
                 Float32, '~/output/processing_time', qos),
             'model_time': self.create_lifecycle_publisher(Float32, '~/output/model_time', qos),
+            # Always created: output.points may be switched on while active.
+            'points': self.create_lifecycle_publisher(PointCloud2, '~/output/points', qos),
         }
-        if self.config.publish_points:
-            self._pubs['points'] = self.create_lifecycle_publisher(
-                PointCloud2, '~/output/points', qos)
 
     def _create_subscriptions(self) -> None:
         config = self.config
@@ -212,13 +245,23 @@ class RcDepthNode(LifecycleNode):
             self.destroy_subscription(sub)
         self._subs = []
 
-    def _stop_worker(self) -> None:
+    def _stop_worker(self) -> bool:
+        """Stop the worker; False (and logged) if it is still in a frame after the wait.
+
+        A worker that did not stop is kept, so activate can refuse to start a second one.
+        """
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
-        if self._worker is not None:
-            self._worker.join(timeout=30.0)
-            self._worker = None
+        if self._worker is None:
+            return True
+        self._worker.join(timeout=WORKER_STOP_S)
+        if self._worker.is_alive():
+            self.get_logger().error(f'the worker did not stop within {WORKER_STOP_S:.0f} s '
+                                    '(a frame is still running); activate will wait for it')
+            return False
+        self._worker = None
+        return True
 
     def _release(self) -> None:
         for pub in self._pubs.values():
@@ -260,7 +303,7 @@ class RcDepthNode(LifecycleNode):
 
     def _on_image(self, msg: Any) -> None:
         self.stats.input('image')
-        stamp = pipeline.stamp_to_ns(msg.header.stamp)
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
         with self._pair_lock:
             if self._last_image_ns is not None and (
                     stamp < self._last_image_ns - int(self.config.time_jump_threshold * 1e9)):
@@ -275,11 +318,11 @@ class RcDepthNode(LifecycleNode):
     def _on_camera_info(self, msg: Any) -> None:
         self.stats.input('camera_info')
         try:
-            K, height, width = pipeline.decode_camera_info(msg)
-        except pipeline.BadInput as exc:
+            K, height, width = codec.decode_camera_info(msg)
+        except codec.BadInput as exc:
             self._bad(exc.kind, exc.reason)
             return
-        stamp = pipeline.stamp_to_ns(msg.header.stamp)
+        stamp = msgs.stamp_to_ns(msg.header.stamp)
         entry = (stamp, msg, K, (height, width))
         with self._pair_lock:
             self._infos.append(entry)
@@ -306,16 +349,16 @@ class RcDepthNode(LifecycleNode):
         self.stats.input(topic)
         config = self.config
         try:
-            points = pipeline.decode_radar(
+            points = codec.decode_radar(
                 msg, config.radar_max_points, config.radar_invalid_states,
                 config.radar_dyn_props, config.radar_ambig_states)
-        except pipeline.BadInput as exc:
+        except codec.BadInput as exc:
             self._bad(exc.kind, f'{topic}: {exc.reason}')
             return
         if not msg.header.frame_id:
             self._bad('unknown_frame', f'{topic}: empty frame_id')
             return
-        sweep = RadarSweep(pipeline.stamp_to_ns(msg.header.stamp), msg.header.frame_id, points)
+        sweep = RadarSweep(msgs.stamp_to_ns(msg.header.stamp), msg.header.frame_id, points)
         if self._radar[topic].add(sweep):
             self._bad('time_jump', f'{topic}: stamp went backwards; radar buffer cleared')
 
@@ -325,7 +368,7 @@ class RcDepthNode(LifecycleNode):
         try:
             pose = geometry.make_transform(np.array([q.w, q.x, q.y, q.z]),
                                            np.array([p.x, p.y, p.z]))
-            jumped = self._odom.add(pipeline.stamp_to_ns(msg.header.stamp), pose)
+            jumped = self._odom.add(msgs.stamp_to_ns(msg.header.stamp), pose)
         except ValueError as exc:
             self._bad('odometry', str(exc))
             return
@@ -352,7 +395,7 @@ class RcDepthNode(LifecycleNode):
                 continue
             try:
                 self._process(job)
-            except pipeline.BadInput as exc:
+            except codec.BadInput as exc:
                 self._bad(exc.kind, exc.reason)
             except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
                 self._bad('inference', f'{type(exc).__name__}: {exc}')
@@ -370,9 +413,9 @@ class RcDepthNode(LifecycleNode):
         header = job.image.header
         camera_frame = config.camera_frame or header.frame_id
         if not camera_frame:
-            raise pipeline.BadInput('unknown_frame', 'image has an empty frame_id')
-        rgb = pipeline.decode_image(job.image, config.image_type == 'compressed')
-        stamp = pipeline.stamp_to_ns(header.stamp)
+            raise codec.BadInput('unknown_frame', 'image has an empty frame_id')
+        rgb = codec.decode_image(job.image, config.image_type == 'compressed')
+        stamp = msgs.stamp_to_ns(header.stamp)
         # Radar is chosen when the worker takes the frame, so a sweep that arrived just after
         # the image (topics are not ordered against each other) is still used.
         chosen = [s for buffer in self._radar.values() for s in buffer.select(stamp)]
@@ -383,7 +426,8 @@ class RcDepthNode(LifecycleNode):
         total_ms = (time.perf_counter() - start) * 1e3
         self._pubs['processing_time'].publish(Float32(data=float(total_ms)))
         self._pubs['model_time'].publish(Float32(data=float(result.model_ms)))
-        self.stats.frame_done(total_ms, result.model_ms)
+        self.stats.frame_done(total_ms, result.model_ms,
+                              int(np.count_nonzero(result.radar_image[0])))
 
     def _publish(self, job: _Job, result: pipeline.FrameResult) -> None:
         header = job.image.header
@@ -392,7 +436,7 @@ class RcDepthNode(LifecycleNode):
         for key, image in (('depth', result.depth), ('uncertainty', result.sigma)):
             if self._pubs[key].get_subscription_count() > 0:
                 self._pubs[key].publish(msgs.build_message(
-                    Image, pipeline.depth_image_fields(image), header=header))
+                    Image, codec.depth_image_fields(image), header=header))
         info = copy.deepcopy(job.info)
         info.header = header
         self._pubs['camera_info'].publish(info)
@@ -401,13 +445,59 @@ class RcDepthNode(LifecycleNode):
         if self.config.publish_colored and colored.get_subscription_count() > 0 and (
                 now - self._last_colored >= 1.0 / self.config.colored_max_rate):
             self._last_colored = now
-            bgr = pipeline.colorize_depth(result.depth, self.config.max_depth)
+            bgr = codec.colorize_depth(result.depth, self.config.max_depth)
             colored.publish(msgs.build_message(
                 Image, msgs.array_to_image_fields(bgr, 'bgr8'), header=header))
-        if 'points' in self._pubs and self._pubs['points'].get_subscription_count() > 0:
-            points = pipeline.depth_to_points(result.depth, job.K, self.config.points_stride)
+        if self.config.publish_points and self._pubs['points'].get_subscription_count() > 0:
+            points = geometry.depth_to_points(result.depth, job.K, self.config.points_stride)
             self._pubs['points'].publish(msgs.build_message(
-                PointCloud2, pipeline.points_cloud_fields(points), header=header))
+                PointCloud2, codec.points_cloud_fields(points), header=header))
+
+    # ------------------------------------------------------------------ parameters
+
+    def _on_set_parameters(self, params: list[Any]) -> SetParametersResult:
+        """Accept changes that can take effect now and apply the live ones; refuse the rest."""
+        changes = {}
+        for param in params:
+            spec = SPECS_BY_NAME.get(param.name)
+            if spec is None:  # not ours (use_sim_time, ...): rclpy's own checks apply
+                continue
+            reason = refusal(spec, self._state)
+            if reason is None:
+                try:
+                    check_value(spec, param.value)  # ranges: rclpy checks; choices: here
+                except ValueError as exc:
+                    reason = str(exc)
+            if reason is not None:
+                return SetParametersResult(successful=False, reason=reason)
+            changes[spec.name] = param.value
+        if not changes or self.config is None:
+            return SetParametersResult(successful=True)  # read at the next configure
+        try:
+            config = config_from_dict({**config_values(self.config), **changes})
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self._apply_live(config)
+        return SetParametersResult(successful=True)
+
+    def _apply_live(self, config: NodeConfig) -> None:
+        """Make ``config`` current; the worker and callbacks read it at their next use."""
+        old, self.config = self.config, config
+        changed = {f.name for f in dataclasses.fields(config)
+                   if getattr(old, f.name) != getattr(config, f.name)}
+        if changed & {'radar_window', 'radar_max_sweeps'}:
+            for buffer in self._radar.values():
+                buffer.window_ns = int(config.radar_window * 1e9)
+                buffer.max_sweeps = int(config.radar_max_sweeps)
+        if changed & {'min_depth', 'max_depth'} and self._estimator is not None:
+            self._pipeline = pipeline.FramePipeline(self._estimator, config.min_depth,
+                                                    config.max_depth)
+        if 'diagnostics_period' in changed:
+            self.destroy_timer(self._diag_timer)
+            self._diag_timer = self.create_timer(config.diagnostics_period,
+                                                 self._publish_diagnostics)
+        if changed:
+            self.get_logger().info(f'parameters changed: {", ".join(sorted(changed))}')
 
     # ------------------------------------------------------------------ diagnostics
 
@@ -426,8 +516,19 @@ class RcDepthNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run ``rcdepth_node`` until shutdown; autostarts (configure + activate) by parameter."""
-    rclpy.init(args=args)
+    """Run ``rcdepth_node`` until SIGINT / SIGTERM; autostarts (configure + activate) by parameter.
+
+    Stopping goes through the lifecycle shutdown transition, so the worker is stopped and the
+    model released by ``on_shutdown`` as for a shutdown requested over the lifecycle service.
+    rclpy's own signal handlers are off: they would invalidate the context before the
+    transition could run.
+    """
+    import signal
+
+    from rclpy.signals import SignalHandlerOptions
+
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     node = RcDepthNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
@@ -442,10 +543,13 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        node._active = False
-        node._destroy_subscriptions()
-        node._stop_worker()
+        if node._state != 'finalized':  # not already shut down over the lifecycle service
+            node.trigger_shutdown()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
