@@ -355,5 +355,5 @@ class NodeClient:
 
 
 def stamp_ns(header: Any) -> int:
-    """Integer nanoseconds of a message header's stamp."""
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    """Integer nanoseconds of a message header's stamp (:func:`rcdepth_ros.msgs.stamp_to_ns`)."""
+    return msgs.stamp_to_ns(header.stamp)
