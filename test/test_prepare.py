@@ -257,12 +257,23 @@ def test_radar_pixels_agree_with_devkit_projection(prepared, nusc):
 
     explorer = NuScenesExplorer(nusc)
     compared = 0
+    radar_records = [sd for sd in nusc.sample_data if sd['channel'] == 'RADAR_FRONT']
     RadarPointCloud.disable_filters()
     try:
         for path in storage.list_samples(prepared['out'], prepared['split']):
             sample = nusc.get('sample', path.name)
-            points, depths, _ = explorer.map_pointcloud_to_image(sample['data']['RADAR_FRONT'],
-                                                                 sample['data']['CAM_FRONT'])
+            cam = nusc.get('sample_data', sample['data']['CAM_FRONT'])
+            # The sweep served with the image: the newest one at or before it, within 0.1 s.
+            scene_radar = [sd for sd in radar_records
+                           if cam['timestamp'] - 100_000 <= sd['timestamp'] <= cam['timestamp']
+                           and nusc.get('sample', sd['sample_token'])['scene_token']
+                           == sample['scene_token']]
+            if not scene_radar:
+                rc, _ = storage.read_radar_npz(path / 'radar.npz')
+                assert len(rc) == 0
+                continue
+            radar_sd = max(scene_radar, key=lambda sd: sd['timestamp'])
+            points, depths, _ = explorer.map_pointcloud_to_image(radar_sd['token'], cam['token'])
             rows, cols = geometry.pixel_indices(points[:2].T)
             devkit = {}
             for r, c, d in zip(rows, cols, depths):  # nearer point wins a pixel
@@ -276,7 +287,6 @@ def test_radar_pixels_agree_with_devkit_projection(prepared, nusc):
         # Our reader without filters keeps what the devkit keeps with filters disabled.
         from rcdepth_ros.data.nuscenes_prep import load_radar_points
 
-        radar_sd = nusc.get('sample_data', sample['data']['RADAR_FRONT'])
         radar_file = Path(nusc.dataroot) / radar_sd['filename']
         everything = load_radar_points(radar_file, filters=False)
         np.testing.assert_allclose(everything[:, :3],
@@ -350,9 +360,10 @@ def test_moving_object_points_are_removed_from_other_sweeps(prepared, nusc):
 
     now = {instance(b): to_camera(b).center for b in nusc.get_boxes(cam_sd['token'])}
 
-    def on_objects(points, index) -> tuple[int, int]:
-        """Count other-sweep points inside movable boxes at their own time, and on moved ones."""
-        on, trail = 0, 0
+    def on_objects(points, index) -> tuple[int, int, int]:
+        """Count other-sweep points inside movable boxes at their own time, on moved ones, and
+        on parked ones."""
+        on, trail, parked = 0, 0, 0
         for k, sd in enumerate(chain, start=1):
             pts = points[index == k].T  # (3, n) keyframe camera frame
             for box in nusc.get_boxes(sd['token']):
@@ -361,23 +372,76 @@ def test_moving_object_points_are_removed_from_other_sweeps(prepared, nusc):
                 box = to_camera(box)
                 inside = int(points_in_box(box, pts).sum())
                 on += inside
-                if np.linalg.norm(box.center - now.get(instance(box), box.center)) > 0.5:
+                moved = np.linalg.norm(box.center - now.get(instance(box), np.inf))
+                if moved > 0.5:
                     trail += inside  # where the object was, not where it is: a ghost
-        return on, trail
+                elif moved < 0.05:
+                    parked += inside
+        return on, trail, parked
 
     kept = accumulate_lidar(nusc, lidar_sd['token'], cam_sd, SWEEPS, PrepareOptions())
     raw = accumulate_lidar(nusc, lidar_sd['token'], cam_sd, SWEEPS,
                            PrepareOptions(remove_movable=False))
     everything = accumulate_lidar(nusc, lidar_sd['token'], cam_sd, SWEEPS,
                                   PrepareOptions(moving_threshold=0.0))
-    raw_on, raw_trail = on_objects(*raw[:2])
-    kept_on, kept_trail = on_objects(*kept[:2])
-    all_on, all_trail = on_objects(*everything[:2])
+    raw_on, raw_trail, raw_parked = on_objects(*raw[:2])
+    kept_on, kept_trail, kept_parked = on_objects(*kept[:2])
+    all_on, all_trail, _ = on_objects(*everything[:2])
     assert raw_trail > 10  # the world has moving objects: without removal they leave trails
     assert kept_trail == 0 and all_trail == 0 and all_on == 0
-    assert kept_on > 0.8 * (raw_on - raw_trail)  # parked objects keep their points
+    # Parked objects keep their points (but where a moving object now hides them).
+    assert kept_parked > 0.8 * raw_parked > 0
     # The keyframe's own object points stay.
     assert np.count_nonzero(kept[1] == 0) == np.count_nonzero(raw[1] == 0)
+
+
+def test_dense_gt_on_moving_objects_matches_rendered_depth(prepared, nusc):
+    """D_d on a moving object's pixels is the object, not background seen at other times.
+
+    Oracle: the simulator's rendered z-depth of the keyframe camera and the world's velocities.
+    """
+    from rcdepth_ros.data.sim.writer import SimConfig, scene_timeline, scene_world, sensor_frame
+
+    meta = json.loads((prepared['dataroot'] / 'sim.json').read_text())
+    config = SimConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta.items()})
+    scene_index = {s['name']: i for i, s in enumerate(sorted(nusc.scene, key=lambda s: s['name']))}
+    too_far = moving = static_far = static = 0
+    for path in storage.list_samples(prepared['out'], prepared['split']):
+        sample = nusc.get('sample', path.name)
+        scene = scene_index[nusc.get('scene', sample['scene_token'])['name']]
+        world, timeline = scene_world(config, scene), scene_timeline(config, scene)
+        cam = nusc.get('sample_data', sample['data']['CAM_FRONT'])
+        j = int(np.flatnonzero(timeline.frames['CAM_FRONT'] == cam['timestamp'])[0])
+        truth = sensor_frame(config, scene, 'CAM_FRONT', j, world, timeline)
+        dense = storage.read_depth_png(path / 'depth_dense.png')
+        speed = np.zeros(truth.index.shape)
+        on_box = truth.index >= 0
+        speed[on_box] = np.hypot(*world.velocity[truth.index[on_box]].T)
+        both = (dense > 0) & (truth.depth > 0)
+        on_mover = both & (speed > 0.5)
+        too_far += np.count_nonzero(dense[on_mover] > truth.depth[on_mover] + 0.5)
+        moving += np.count_nonzero(on_mover)
+        rest = both & ~(speed > 0.5)
+        static_far += np.count_nonzero(dense[rest] > truth.depth[rest] + 0.5)
+        static += np.count_nonzero(rest)
+    assert moving > 500  # the world has moving objects in view
+    # Before the fix background showed through: 75 % of these pixels were > 0.5 m too far.
+    assert too_far / moving < 0.08
+    assert static_far / static < 0.08
+
+
+def test_fast_interpolation_agrees_with_the_reference(prepared):
+    """Triangle + rasterisation gives the qhull LinearNDInterpolator result (SciPy: oracle)."""
+    for path in storage.list_samples(prepared['out'], prepared['split'])[:3]:
+        accumulated = storage.read_depth_png(path / 'depth_accumulated.png')
+        fast = gt.interpolate_depth(accumulated, 'triangle')
+        reference = gt.interpolate_depth(accumulated, 'qhull')
+        n_fast, n_ref = np.count_nonzero(fast), np.count_nonzero(reference)
+        assert abs(n_fast - n_ref) <= 0.01 * n_ref
+        both = (fast > 0) & (reference > 0)
+        # Ties on depth edges could pick the other diagonal; with the shared jitter none does.
+        assert np.mean(np.abs(fast[both] - reference[both]) > 0.01) < 1e-3
+        np.testing.assert_array_equal(fast[accumulated > 0], accumulated[accumulated > 0])
 
 
 def _link_copy(src: Path, dst: Path) -> None:

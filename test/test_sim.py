@@ -246,3 +246,43 @@ def test_bad_arguments_fail_cleanly(tmp_path, capsys):
     assert 'image scale' in capsys.readouterr().err
     assert cli.main(['sim', '--out', str(tmp_path / 'x'), '--cameras', 'CAM_FRONT',
                      '--camera-sweeps', 'none', '--version', 'sim']) == 1
+
+
+def test_sweeps_belong_to_the_following_sample_so_devkit_boxes_match_the_truth(nusc):
+    """nuScenes attaches a sweep to the next keyframe; the devkit interpolates boxes from there.
+
+    Oracle: the simulator's own box positions at the sweep time (linear motion, so the devkit's
+    interpolation between the two keyframes is exact when the sweep is attached correctly).
+    """
+    from rcdepth_ros.data.sim.writer import token
+
+    config = _config()
+    world = scene_world(config, 0)
+    timeline = scene_timeline(config, 0)
+    by_instance = {token(SEED, 'instance', 0, int(world.instance[b])): b
+                   for b in np.flatnonzero(world.instance >= 0)}
+    samples = sorted(nusc.sample, key=lambda s: s['timestamp'])
+    first, last = samples[0]['timestamp'], samples[-1]['timestamp']
+    checked, worst = 0, 0.0
+    for sd in nusc.sample_data:
+        if sd['channel'] != 'LIDAR_TOP' or sd['is_key_frame']:
+            continue
+        owner = nusc.get('sample', sd['sample_token'])
+        following = min((s for s in samples if s['timestamp'] >= sd['timestamp']),
+                        key=lambda s: s['timestamp'], default=samples[-1])
+        assert owner['token'] == following['token']
+        if not first < sd['timestamp'] < last:
+            continue  # outside the keyframes the devkit clamps: nothing to interpolate
+        centers, _, _ = world.boxes_at(timeline.seconds(sd['timestamp']))
+        for box in nusc.get_boxes(sd['token']):
+            ann = nusc.get('sample_annotation', box.token)
+            if not ann['prev'] or nusc.get('sample_annotation', ann['prev'])[
+                    'sample_token'] != owner['prev']:
+                continue  # not annotated at the previous keyframe: the devkit cannot interpolate
+            b = by_instance[ann['instance_token']]
+            if np.hypot(*world.velocity[b]) < 1.0:
+                continue
+            worst = max(worst, float(np.linalg.norm(box.center - centers[b])))
+            checked += 1
+    assert checked > 10
+    assert worst < 0.01

@@ -43,10 +43,12 @@ from pathlib import Path
 import shutil
 import struct
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import geometry
+from ..sweeps import DEFAULT_MAX_SWEEPS, DEFAULT_WINDOW_S, select_sweeps
 from . import gt
 from .storage import PreparedSample, is_complete, sample_dir, write_sample
 
@@ -54,9 +56,6 @@ from .storage import PreparedSample, is_complete, sample_dir, write_sample
 # ground, x forward), with a margin: [x_min, y_min, z_min], [x_max, y_max, z_max] metres.
 EGO_BOX = (np.array([-1.3, -1.2, -0.5]), np.array([3.6, 1.2, 2.3]))
 
-# Errors a broken or missing sample file raises through the devkit, numpy or our readers.
-SAMPLE_ERRORS = (OSError, ValueError, AssertionError, KeyError, IndexError, struct.error,
-                 EOFError)
 
 _RADAR_COLUMNS = [0, 1, 2, 5, 6, 7]  # devkit rows x, y, z, rcs, vx, vy -> core (N, 6)
 
@@ -67,7 +66,8 @@ class PrepareOptions:
 
     camera: str = 'CAM_FRONT'
     radars: tuple[str, ...] = ('RADAR_FRONT',)
-    radar_sweeps: int = 1
+    radar_sweeps: int = DEFAULT_MAX_SWEEPS
+    radar_window: float = DEFAULT_WINDOW_S
     radar_filters: bool = False
     accumulate_sweeps: int = 80
     min_depth: float = 1.0
@@ -77,10 +77,20 @@ class PrepareOptions:
     radar_box_scale: float = 1.2
     confidence_window: tuple[int, int] = field(default=gt.CONFIDENCE_WINDOW)
     confidence_tolerance: float = gt.CONFIDENCE_TOLERANCE
+    interpolation: str = 'triangle'
 
 
 class SampleError(ValueError):
     """A sample that cannot be prepared (missing or corrupt file); it is skipped and listed."""
+
+
+# Data errors: a missing or unreadable file (OSError) or one our readers reject (SampleError,
+# raised at the read sites from whatever the file parser says). Programming errors
+# (AssertionError, KeyError, IndexError, shape errors) are not caught: they fail the run.
+SAMPLE_ERRORS = (OSError, SampleError)
+
+# What the devkit's file parsers raise for a corrupt file (caught only around those calls).
+_PARSER_ERRORS = (ValueError, AssertionError, IndexError, struct.error, EOFError)
 
 
 # ---------------------------------------------------------------- splits and sample lists
@@ -185,12 +195,14 @@ def load_radar_points(path: str | Path, filters: bool = False) -> np.ndarray:
     from nuscenes.utils.data_classes import RadarPointCloud
 
     if filters:
-        cloud = RadarPointCloud.from_file(str(path), invalid_states=[0],
-                                          dynprop_states=list(range(7)), ambig_states=[3])
+        states = dict(invalid_states=[0], dynprop_states=list(range(7)), ambig_states=[3])
     else:
-        cloud = RadarPointCloud.from_file(str(path), invalid_states=list(range(18)),
-                                          dynprop_states=list(range(8)),
-                                          ambig_states=list(range(5)))
+        states = dict(invalid_states=list(range(18)), dynprop_states=list(range(8)),
+                      ambig_states=list(range(5)))
+    try:
+        cloud = RadarPointCloud.from_file(str(path), **states)
+    except _PARSER_ERRORS as exc:
+        raise SampleError(f'radar file {Path(path).name} unreadable: {exc}') from exc
     return cloud.points[_RADAR_COLUMNS].T.astype(np.float32)  # (N, 6)
 
 
@@ -202,7 +214,11 @@ def load_lidar_points(path: str | Path) -> np.ndarray:
                           'not a multiple of 20 (truncated?)')
     from nuscenes.utils.data_classes import LidarPointCloud
 
-    return LidarPointCloud.from_file(str(path)).points[:3].T.astype(np.float32)  # (N, 3)
+    try:
+        cloud = LidarPointCloud.from_file(str(path))
+    except _PARSER_ERRORS as exc:
+        raise SampleError(f'LiDAR file {Path(path).name} unreadable: {exc}') from exc
+    return cloud.points[:3].T.astype(np.float32)  # (N, 3)
 
 
 def _boxes_in_frame(boxes, T_frame_from_global: np.ndarray, prefixes: tuple[str, ...],
@@ -229,64 +245,173 @@ def _box_corners(center: np.ndarray, rotation: np.ndarray, wlh: np.ndarray) -> n
     return center + (signs * half) @ rotation.T  # (8, 3)
 
 
+@dataclass(frozen=True)
+class _Sweep:
+    """One LiDAR sweep as ``accumulate_lidar`` needs it.
+
+    Cached: neighbouring keyframes share most of their sweeps.
+    """
+
+    points_ego: np.ndarray  # float64 (N, 3) in the sweep's ego frame, ego vehicle removed
+    T_global_from_ego: np.ndarray  # (4, 4)
+    T_ego_from_lidar: np.ndarray  # (4, 4)
+    timestamp: int
+    # Movable-class boxes at the sweep time (devkit interpolation), global frame:
+    # instance token -> (center (3,), R (3, 3), wlh (3,)).
+    movable: dict
+
+
+class _SweepCache:
+    """A small LRU of :class:`_Sweep` per sample_data token (one per worker process)."""
+
+    def __init__(self, capacity: int = 96) -> None:
+        self.capacity = capacity
+        self._items: dict[tuple[str, str], _Sweep] = {}
+
+    def get(self, nusc, sd: dict) -> _Sweep:
+        key = (str(nusc.dataroot), sd['token'])
+        item = self._items.pop(key, None)
+        if item is None:
+            item = _load_sweep(nusc, sd)
+        self._items[key] = item  # most recently used last
+        while len(self._items) > self.capacity:
+            self._items.pop(next(iter(self._items)))
+        return item
+
+
+_SWEEPS = _SweepCache()
+
+
+def _load_sweep(nusc, sd: dict) -> _Sweep:
+    points = load_lidar_points(Path(nusc.dataroot) / sd['filename'])  # (N, 3)
+    calib, pose = _pose_chain(nusc, sd)
+    T_ego_from_lidar = geometry.record_transform(calib)
+    points_ego = geometry.transform_points(T_ego_from_lidar, points.astype(np.float64))
+    keep = ~np.all((points_ego >= EGO_BOX[0]) & (points_ego <= EGO_BOX[1]), axis=1)
+    movable = {}
+    for box in nusc.get_boxes(sd['token']):
+        if box.name is None or not gt.category_matches(box.name, gt.MOVABLE_CATEGORIES):
+            continue
+        instance = nusc.get('sample_annotation', box.token)['instance_token']
+        movable[instance] = (np.asarray(box.center, np.float64), box.rotation_matrix,
+                             np.asarray(box.wlh, np.float64))
+    return _Sweep(points_ego[keep], geometry.record_transform(pose), T_ego_from_lidar,
+                  int(sd['timestamp']), movable)
+
+
+def _box_to_frame(box: tuple, T_frame_from_global: np.ndarray) -> tuple:
+    center, rotation, wlh = box
+    return (T_frame_from_global[:3, :3] @ center + T_frame_from_global[:3, 3],
+            T_frame_from_global[:3, :3] @ rotation, wlh)
+
+
+class Accumulated(NamedTuple):
+    """LiDAR sweeps accumulated into a keyframe camera (:func:`accumulate_lidar`)."""
+
+    points: np.ndarray  # float64 (N, 3) camera frame, in the image only
+    sweep_index: np.ndarray  # int32 (N,) 0 = keyframe, +-k the k-th sweep after/before
+    skipped: list  # unreadable sweep files, with the reason
+    moving_boxes: list  # keyframe boxes (center, R, wlh), camera frame, of objects that move
+
+
 def accumulate_lidar(nusc, lidar_sd_token: str, cam_sd: dict, sweeps: int,
-                     options: PrepareOptions) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                     options: PrepareOptions) -> Accumulated:
     """Motion-compensate LIDAR_TOP sweeps within +-``sweeps`` into the keyframe camera.
 
-    Returns ``(points_cam (N, 3), sweep_index (N,) int32 with 0 = keyframe and +-k the k-th
-    sweep after/before, skipped)`` where ``skipped`` lists unreadable sweep files. The
-    keyframe's own file must be readable (it raises otherwise).
+    Returns :class:`Accumulated`. Only points that land in the image (depth > ``min_depth``,
+    1-pixel border) are kept. The keyframe's own file must be readable (it raises otherwise).
+
+    With ``remove_movable``, for every sweep but the keyframe's own:
+
+    - points inside the boxes of objects that moved (box at the sweep time more than
+      ``moving_threshold`` from the keyframe box, or no keyframe box) are removed: the object
+      was elsewhere then;
+    - points whose line of sight from the keyframe camera passes through the keyframe box of
+      an object that moves within the window are removed: the object stands there now and
+      hides them (else background seen in other sweeps lands on the moving object's pixels);
+    - sweeps outside the scene's first..last keyframe are not used: the devkit clamps their
+      box time to the interval, so moving boxes come back frozen there.
     """
     cam_calib, cam_pose = _pose_chain(nusc, cam_sd)
+    K = np.asarray(cam_calib['camera_intrinsic'], np.float64)  # (3, 3)
+    height, width = int(cam_sd['height']), int(cam_sd['width'])
+    T_cam_from_global = geometry.invert_transform(geometry.record_transform(cam_pose)
+                                                  @ geometry.record_transform(cam_calib))
     chain = _sweep_chain(nusc, lidar_sd_token, sweeps, sweeps)
     key_pos = next(i for i, sd in enumerate(chain) if sd['token'] == lidar_sd_token)
+    key = _SWEEPS.get(nusc, chain[key_pos])
+    if options.remove_movable:
+        scene = nusc.get('scene', nusc.get('sample', chain[key_pos]['sample_token'])
+                         ['scene_token'])
+        t_first = nusc.get('sample', scene['first_sample_token'])['timestamp']
+        t_last = nusc.get('sample', scene['last_sample_token'])['timestamp']
+        chain = [sd for sd in chain if t_first <= sd['timestamp'] <= t_last
+                 or sd['token'] == lidar_sd_token]
+        key_pos = next(i for i, sd in enumerate(chain) if sd['token'] == lidar_sd_token)
 
-    def instance(box) -> str:
-        return nusc.get('sample_annotation', box.token)['instance_token']
-
-    key_centers = {instance(b): b.center for b in nusc.get_boxes(lidar_sd_token)}
-
-    def moving(box) -> bool:
-        center = key_centers.get(instance(box))
-        return (options.moving_threshold <= 0 or center is None
-                or np.linalg.norm(box.center - center) > options.moving_threshold)
-
-    chunks, index, skipped = [], [], []
+    loaded, skipped = [], []
     for pos, sd in enumerate(chain):
-        is_key = sd['token'] == lidar_sd_token
         try:
-            points = load_lidar_points(Path(nusc.dataroot) / sd['filename'])  # (N, 3)
+            loaded.append((pos - key_pos, _SWEEPS.get(nusc, sd)))
         except SAMPLE_ERRORS as exc:
-            if is_key:
+            if pos == key_pos:
                 raise
             skipped.append(f'{sd["filename"]}: {exc}')
-            continue
-        calib, pose = _pose_chain(nusc, sd)
-        T_ego_from_lidar = geometry.record_transform(calib)
-        points_ego = geometry.transform_points(T_ego_from_lidar, points)  # (N, 3)
-        keep = ~np.all((points_ego >= EGO_BOX[0]) & (points_ego <= EGO_BOX[1]), axis=1)
-        if options.remove_movable and not is_key:
-            T_ego_from_global = geometry.invert_transform(geometry.record_transform(pose))
-            boxes = _boxes_in_frame(nusc.get_boxes(sd['token']), T_ego_from_global,
-                                    gt.MOVABLE_CATEGORIES, keep=moving)
-            keep &= ~gt.points_in_boxes(points_ego, boxes, scale=options.box_scale)
-        T_cam_from_lidar = geometry.nuscenes_sensor_to_camera(calib, pose, cam_pose, cam_calib)
-        chunks.append(geometry.transform_points(T_cam_from_lidar, points[keep]))
-        index.append(np.full(int(keep.sum()), pos - key_pos, np.int32))
-    return np.concatenate(chunks, 0), np.concatenate(index, 0), skipped
+
+    def displacement(sweep: _Sweep, instance: str) -> float:
+        if instance not in key.movable:
+            return np.inf
+        if instance not in sweep.movable:
+            return 0.0  # not annotated then: nothing of it to remove in that sweep
+        return float(np.linalg.norm(sweep.movable[instance][0] - key.movable[instance][0]))
+
+    threshold = options.moving_threshold
+    moving_now = set()  # keyframe objects that move within the window
+    if options.remove_movable:
+        for _, sweep in loaded:
+            moving_now.update(i for i in key.movable
+                              if threshold <= 0 or displacement(sweep, i) > threshold)
+    blockers = [_box_to_frame(key.movable[i], T_cam_from_global) for i in sorted(moving_now)]
+
+    chunks, index = [], []
+    for offset, sweep in loaded:
+        T_cam_from_ego = T_cam_from_global @ sweep.T_global_from_ego
+        points = geometry.transform_points(T_cam_from_ego, sweep.points_ego)  # (N, 3)
+        uv, depth = geometry.project_points(points, K)
+        points = points[geometry.in_image_mask(uv, depth, height, width,
+                                               min_depth=options.min_depth, border=1)]
+        if options.remove_movable and offset != 0:
+            moved = [_box_to_frame(box, T_cam_from_global)
+                     for instance, box in sweep.movable.items()
+                     if threshold <= 0 or displacement(sweep, instance) > threshold]
+            keep = ~gt.points_in_boxes(points, moved, scale=options.box_scale)
+            keep &= ~gt.rays_blocked_by_boxes(points, blockers, scale=options.box_scale)
+            points = points[keep]
+        chunks.append(points)
+        index.append(np.full(len(points), offset, np.int32))
+    return Accumulated(np.concatenate(chunks, 0), np.concatenate(index, 0), skipped, blockers)
 
 
 def _radar_points_in_camera(nusc, sample: dict, cam_sd: dict,
                             options: PrepareOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Return radar points ``(N, 6)`` with xyz in the camera frame, and their global xyz."""
+    """Return radar points ``(N, 6)`` with xyz in the camera frame, and their global xyz.
+
+    Per radar, the sweeps are chosen by the one rule the node serves with
+    (:func:`rcdepth_ros.sweeps.select_sweeps`): the newest ``radar_sweeps`` sweeps stamped in
+    ``[t_cam - radar_window, t_cam]``. Never the keyframe's radar sample itself when that is
+    after the camera: a live node cannot have it.
+    """
     cam_calib, cam_pose = _pose_chain(nusc, cam_sd)
     T_global_from_cam = (geometry.record_transform(cam_pose)
                          @ geometry.record_transform(cam_calib))
+    t_cam = int(cam_sd['timestamp'])
+    window_us = int(round(options.radar_window * 1e6))
     clouds = []
     for channel in options.radars:
         if channel not in sample['data']:
             raise SampleError(f'sample has no {channel}')
-        for sd in _sweep_chain(nusc, sample['data'][channel], options.radar_sweeps - 1, 0):
+        for sd in _radar_sweeps_for_image(nusc, sample['data'][channel], t_cam, window_us,
+                                          options.radar_sweeps):
             points = load_radar_points(Path(nusc.dataroot) / sd['filename'],
                                        options.radar_filters)  # (N, 6)
             calib, pose = _pose_chain(nusc, sd)
@@ -297,6 +422,24 @@ def _radar_points_in_camera(nusc, sample: dict, cam_sd: dict,
             clouds.append(points)
     points_cam = np.concatenate(clouds, 0) if clouds else np.zeros((0, 6), np.float32)
     return points_cam, geometry.transform_points(T_global_from_cam, points_cam[:, :3])
+
+
+def _radar_sweeps_for_image(nusc, sd_token: str, t_cam: int, window_us: int,
+                            max_sweeps: int) -> list[dict]:
+    """Return the radar sample_data records paired with an image at ``t_cam`` (microseconds)."""
+    record = nusc.get('sample_data', sd_token)
+    while record['next'] and record['timestamp'] <= t_cam:  # forward to the first after t_cam
+        record = nusc.get('sample_data', record['next'])
+    candidates = []
+    while True:  # backward until older than the window
+        if record['timestamp'] < t_cam - window_us:
+            break
+        candidates.append(record)
+        if not record['prev']:
+            break
+        record = nusc.get('sample_data', record['prev'])
+    chosen = select_sweeps([r['timestamp'] for r in candidates], t_cam, window_us, max_sweeps)
+    return [candidates[i] for i in chosen]
 
 
 def _read_image_size(path: Path) -> tuple[int, int]:
@@ -345,11 +488,17 @@ def prepare_sample(nusc, sample_token: str, options: PrepareOptions) -> Prepared
                                               min_depth=options.min_depth)  # (H, W)
 
     # Accumulated and interpolated GT.
-    acc_cam, _, skipped_sweeps = accumulate_lidar(nusc, lidar_sd['token'], cam_sd,
-                                                  options.accumulate_sweeps, options)
+    accumulated = accumulate_lidar(nusc, lidar_sd['token'], cam_sd, options.accumulate_sweeps,
+                                   options)
+    acc_cam, skipped_sweeps = accumulated.points, accumulated.skipped
     depth_acc = geometry.lidar_depth_image(acc_cam, identity, K, height, width,
                                            min_depth=options.min_depth)  # (H, W)
-    depth_dense = gt.interpolate_depth(depth_acc)  # (H, W)
+    depth_dense = gt.interpolate_depth(depth_acc, options.interpolation)  # (H, W)
+    # Where a moving object stands now, depth behind it is background seen at other times
+    # (or blended across its silhouette by the interpolation): no dense target there.
+    behind = gt.pixels_behind_boxes(depth_dense, accumulated.moving_boxes, K,
+                                    scale=options.box_scale)
+    depth_dense[behind] = 0.0
 
     # Confidence target: regions from the keyframe boxes containing each in-image radar point.
     uv, depth = geometry.project_points(radar_cam[:, :3], K)  # (N, 2), (N,)

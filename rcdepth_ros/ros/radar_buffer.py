@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .. import geometry
+from ..sweeps import select_sweeps
 
 
 @dataclass(frozen=True)
@@ -66,15 +67,15 @@ class RadarBuffer:
             self._sweeps.clear()
 
     def select(self, stamp_ns: int) -> list[RadarSweep]:
-        """Newest ``max_sweeps`` sweeps with stamp in ``[stamp - window, stamp]``, newest first.
+        """Sweeps paired with an image at ``stamp_ns`` (:func:`rcdepth_ros.sweeps.select_sweeps`).
 
-        When the window is empty the newest sweep not after ``stamp`` is returned if it is
-        within one extra window (radar and camera rates differ, so an exact window misses).
+        The newest ``max_sweeps`` sweeps stamped in ``[stamp - window, stamp]``, newest first.
         """
         with self._lock:
-            older = [s for s in self._sweeps if s.stamp_ns <= stamp_ns]
-        chosen = [s for s in reversed(older) if stamp_ns - s.stamp_ns <= self.window_ns]
-        return chosen[:self.max_sweeps]
+            sweeps = list(self._sweeps)
+        chosen = select_sweeps([s.stamp_ns for s in sweeps], stamp_ns, self.window_ns,
+                               self.max_sweeps)
+        return [sweeps[i] for i in chosen]
 
 
 class OdometryBuffer:

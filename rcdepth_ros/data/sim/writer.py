@@ -148,11 +148,25 @@ def scene_timeline(config: SimConfig, scene: int) -> Timeline:
         frames[channel] = start + offset + ticks + jitter
     for channel in rig.RADARS:
         period = 1e6 / rig.RADAR_HZ
-        first = start + int(rng.integers(0, int(period)))
+        # Free-running: the first sweep comes up to one period before the first keyframe, so
+        # the first keyframe's camera image already has a radar sweep before it.
+        first = start - int(rng.integers(0, int(period)))
         n = int((end - first) / period) + 1
         jitter = rng.integers(-2000, 2001, n)
         frames[channel] = first + np.round(period * np.arange(n)).astype(np.int64) + jitter
     return Timeline(int(origin), samples, frames)
+
+
+def owning_sample(samples: np.ndarray, timestamp: int) -> int:
+    """Index of the sample a non-keyframe sweep belongs to, by nuScenes' rule.
+
+    nuScenes attaches a sweep to the *following* keyframe sample (the first at or after its
+    time; the last sample for sweeps after it), and the devkit's ``get_boxes`` interpolates a
+    sweep's boxes between that sample and its predecessor, clamping the time into the
+    interval. Attaching to the nearest sample instead freezes the boxes of the sweeps in the
+    first half of each interval at the earlier keyframe.
+    """
+    return int(min(np.searchsorted(samples, timestamp, side='left'), len(samples) - 1))
 
 
 def _pose_record(world: World, timeline: Timeline, timestamp: int, sd_token: str) -> dict:
@@ -237,8 +251,7 @@ def write_channel(config: SimConfig, root: Path, scene: int, channel: str) -> di
             data.tofile(path)
         else:
             write_radar_pcd(path, data)
-        nearest = int(np.abs(timeline.samples - times[j]).argmin())
-        sample_index = key_of.get(j, nearest)
+        sample_index = key_of.get(j, owning_sample(timeline.samples, int(times[j])))
         sample_data.append({
             'token': tokens[n],
             'sample_token': token(config.seed, 'sample', scene, sample_index),
