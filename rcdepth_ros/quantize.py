@@ -61,6 +61,25 @@ class GraphModule(nn.Module):
         return GraphOutput(depth_t, log_scale)
 
 
+def backend_module(model: nn.Module, config: Any, weights: str | Path, backend: str,
+                   precision: str) -> nn.Module:
+    """``model`` as ``backend`` x ``precision`` runs it on CPU, for the SPEC 5 evaluation.
+
+    torch fp32 is the module itself; the graph backends run its exported fp32 graph, or the
+    verified INT8 graph ``rcdepth quantize`` wrote next to the exported weights ``weights``.
+    """
+    backends.check_combination(backend, precision, 'cpu')
+    if backend == 'torch':
+        return model
+    if precision == 'int8':
+        from .models.io import resolve_weights
+
+        graph, _ = backends.load_int8_graph(resolve_weights(weights))
+    else:
+        graph = backends.export_graph(model.float().eval(), config)
+    return GraphModule(backends.make_runner(backend, graph, 'cpu', torch.get_num_threads()))
+
+
 def calibration_frames(dataset: Any, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """``count`` evenly spaced eval-mode frames of ``dataset`` as ``(image, radar)`` arrays."""
     from .training.evaluate import spaced_indices

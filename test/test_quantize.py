@@ -66,3 +66,24 @@ def test_quantize_that_fails_the_gate_writes_nothing(tiny_prepared, weights, mon
     assert not report['passed'] and report['written'] == []
     assert not any(p.exists() for p in backends.int8_paths(weights))
     assert 'INT8 left out' in quantize.format_report(report)
+
+
+def test_eval_scores_a_graph_backend_like_torch(tiny_prepared, weights, tmp_path):
+    reports = {}
+    for backend in ('torch', 'openvino'):
+        out = tmp_path / f'{backend}.json'
+        assert cli.main(['eval', '--checkpoint', str(weights), '--data',
+                         str(tiny_prepared['root']), '--split', 'val', '--max-samples', '2',
+                         '--device', 'cpu', '--backend', backend, '--json', str(out),
+                         '--no-progress']) == 0
+        reports[backend] = json.loads(out.read_text())
+    assert reports['openvino']['backend'] == 'openvino'
+    for key in ('mae', 'rmse', 'ause_rmse'):
+        assert reports['openvino']['ranges']['0-80'][key] == pytest.approx(
+            reports['torch']['ranges']['0-80'][key], rel=1e-3)
+    with pytest.raises(FileNotFoundError, match='rcdepth quantize'):
+        cli_args = ['eval', '--checkpoint', str(weights), '--data', str(tiny_prepared['root']),
+                    '--split', 'val', '--backend', 'openvino', '--precision', 'int8']
+        from rcdepth_ros.commands.eval import run
+
+        run(cli.build_parser().parse_args(cli_args))

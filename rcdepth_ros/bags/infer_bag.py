@@ -202,12 +202,13 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
               overwrite: bool = False, progress: bool = True,
               calibration: str | os.PathLike[str] | None = None,
               window: float = RADAR_WINDOW_S, max_sweeps: int = RADAR_MAX_SWEEPS,
-              ) -> dict[str, Any]:
+              backend: str = 'torch', precision: str = 'fp32') -> dict[str, Any]:
     """Write depth, uncertainty and coloured depth of every ``camera`` image to ``out_bag``.
 
     ``model``: weights path without suffix (None = the shipped demo weights). ``radars``:
     radar channel names or topics. ``calibration``: YAML path; default the bag's sidecar
-    ``calibration.yaml``, else ``/tf_static``. Output topics (:func:`output_topics`):
+    ``calibration.yaml``, else ``/tf_static``. ``backend`` / ``precision`` as the node's
+    parameters (:mod:`rcdepth_ros.backends`). Output topics (:func:`output_topics`):
     ``/<camera>/depth`` and ``/<camera>/uncertainty`` (32FC1, metres, NaN = invalid),
     ``/<camera>/depth_colored`` (bgr8) and ``/<camera>/camera_info``, stamped like the input.
     Returns a summary with per-topic counts, skipped inputs by kind and mean timings.
@@ -238,7 +239,7 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
     if max_sweeps < 1 or window < 0:
         raise BadArgument(f'need window >= 0 and max_sweeps >= 1, got {window}, {max_sweeps}')
 
-    estimator = inference.load_estimator(model, device)
+    estimator = inference.load_estimator(model, device, precision, backend=backend)
     runner = _BagRunner(pipeline.FramePipeline(estimator, MIN_DEPTH, MAX_DEPTH),
                         CalibrationExtrinsics(calib, BASE_FRAME), radar_topics, window,
                         max_sweeps)

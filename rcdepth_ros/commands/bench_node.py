@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import BadArgument
+from ..ros import params
 
 NAME = 'bench-node'
 HELP = ('Start rcdepth_node as a process, publish synthetic frames one at a time and report '
@@ -34,7 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--variant', default='xdrcdepth',
                         help='variant to random-initialise when no weights are found')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
-    parser.add_argument('--precision', choices=('fp32', 'fp16'), default='fp32')
+    parser.add_argument('--backend', default=params.default('backend'),
+                        choices=params.SPECS_BY_NAME['backend'].choices,
+                        help="the node's backend parameter")
+    parser.add_argument('--precision', default=params.default('precision'),
+                        choices=params.SPECS_BY_NAME['precision'].choices,
+                        help="the node's precision parameter")
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID of the run (default: derived from the pid)')
     parser.add_argument('--timeout', type=float, default=120.0,
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         calib.write_text(yaml.safe_dump(calibration_dict(height, width)))
         params = write_params_file(folder / 'params.yaml', {
             'model_path': weights, 'device': args.device, 'precision': args.precision,
-            'image_type': 'raw', 'radar_topics': ['~/input/radar'],
+            'backend': args.backend, 'image_type': 'raw', 'radar_topics': ['~/input/radar'],
             'extrinsics.calibration_path': str(calib), 'odom_topic': '~/input/odom',
             'qos.reliability': 'reliable', 'output.colored': False})
         env = ros_environment(domain, folder)
@@ -188,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         'size': [height, width], 'frames': args.frames, 'warmup': args.warmup,
         'weights': source, 'device': args.device, 'precision': args.precision,
-        'transport': 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA',
+        'backend': args.backend, 'transport': 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA',
         # A Fast DDS XML profile (e.g. a shorter heartbeat period) changes the latencies.
         'fastdds_profiles_file': Path(os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', '')).name,
         'machine': platform.machine(),

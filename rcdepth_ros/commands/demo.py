@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import BadArgument
+from ..ros import params
 
 NAME = 'demo'
 HELP = ('One-command demo: build a small synthetic world (or take a nuScenes scene), convert '
@@ -31,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              'None = the shipped models/xdrcdepth_demo')
     parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
                         help='inference device of the node')
+    parser.add_argument('--backend', default=params.default('backend'),
+                        choices=params.SPECS_BY_NAME['backend'].choices,
+                        help='inference runtime of the node (its backend parameter)')
+    parser.add_argument('--precision', default=params.default('precision'),
+                        choices=params.SPECS_BY_NAME['precision'].choices,
+                        help="the node's precision parameter")
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic world')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='replay rate (1 = recorded speed); replay also pauses after each '
@@ -57,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
         out=Path(args.out), quick=args.quick,
         nuscenes=Path(args.nuscenes) if args.nuscenes else None, scene=args.scene,
         version=args.version, model=args.model, overwrite=args.overwrite, seed=args.seed,
-        device=args.device, rate=args.rate, domain_id=args.domain_id,
+        device=args.device, backend=args.backend, precision=args.precision, rate=args.rate,
+        domain_id=args.domain_id,
         frame_timeout=args.timeout, progress=not args.no_progress)
     report = run_demo(options)  # a DemoError is a UserError: one line from the CLI
     print_report(report)

@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--camera-only', choices=('auto', 'yes', 'no'), default='auto',
                         help="zero the radar input ('auto': as the model was trained)")
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    parser.add_argument('--backend', choices=('torch', 'onnxruntime', 'openvino'),
+                        default='torch', help='runtime that runs the network (graph '
+                        'backends on CPU)')
+    parser.add_argument('--precision', choices=('fp32', 'int8'), default='fp32',
+                        help='int8: the graph rcdepth quantize wrote next to exported weights')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -37,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
                                  max_depths=args.max_depths, json_path=args.json,
                                  dataroot=args.dataroot, max_samples=args.max_samples,
                                  camera_only=camera_only, device=args.device,
-                                 progress=not args.no_progress)
+                                 progress=not args.no_progress, backend=args.backend,
+                                 precision=args.precision)
     from ..training.evaluate import format_table
 
     model = report['model']

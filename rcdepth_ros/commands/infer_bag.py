@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="calibration YAML (default: the bag's calibration.yaml, "
                              'else /tf_static)')
     parser.add_argument('--device', default='auto', help='auto, cpu or cuda')
+    parser.add_argument('--backend', default=params.default('backend'),
+                        choices=params.SPECS_BY_NAME['backend'].choices,
+                        help='inference runtime (node: backend)')
+    parser.add_argument('--precision', default=params.default('precision'),
+                        choices=params.SPECS_BY_NAME['precision'].choices,
+                        help='fp16: torch on CUDA; int8: onnxruntime/openvino with the graph of '
+                             'rcdepth quantize (node: precision)')
     parser.add_argument('--window', type=float, default=params.default('radar.window'),
                         help='seconds of radar before the image time (node: radar.window)')
     parser.add_argument('--max-sweeps', type=int, default=params.default('radar.max_sweeps'),
@@ -37,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     summary = infer_bag(args.input, args.output, model=args.model, camera=args.camera,
                         radars=tuple(args.radars), device=args.device,
+                        backend=args.backend, precision=args.precision,
                         overwrite=args.overwrite, progress=not args.no_progress,
                         calibration=args.calibration, window=args.window,
                         max_sweeps=args.max_sweeps)

@@ -86,6 +86,8 @@ class DemoOptions:
     overwrite: bool = False
     seed: int = 0
     device: str = 'auto'
+    backend: str = 'torch'
+    precision: str = 'fp32'
     rate: float = 1.0
     domain_id: int | None = None
     frame_timeout: float = 120.0
@@ -167,10 +169,12 @@ def build_demo_world(out: Path, size: WorldSize, seed: int, progress: bool) -> P
     return build_world(config, out, workers=min(2, os.cpu_count() or 1), progress=progress)
 
 
-def node_parameters(model: Path, calibration: Path, device: str) -> dict[str, Any]:
+def node_parameters(model: Path, calibration: Path, device: str, backend: str = 'torch',
+                    precision: str = 'fp32') -> dict[str, Any]:
     """Parameters of the demo's ``rcdepth_node`` (ROS names; see ``config/rcdepth.yaml``)."""
     return {
-        'model_path': str(model), 'device': device, 'image_type': 'compressed',
+        'model_path': str(model), 'device': device, 'backend': backend,
+        'precision': precision, 'image_type': 'compressed',
         'radar_topics': [f'/{RADAR}'], 'odom_topic': '/odom',
         'extrinsics.source': 'calibration', 'extrinsics.calibration_path': str(calibration),
         # Replay catches up in bursts after each keyframe pause: keep everything queued.
@@ -355,8 +359,8 @@ def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[
     from .recorder import OutputRecorder
 
     image, info, radar = image_topic(CAMERA), camera_info_topic(CAMERA), f'/{RADAR}'
-    params = write_params_file(out / PARAMS, node_parameters(model, calibration,
-                                                             options.device))
+    params = write_params_file(out / PARAMS, node_parameters(
+        model, calibration, options.device, options.backend, options.precision))
     domain = options.domain_id if options.domain_id is not None else 101 + os.getpid() % 100
     log_path = out / NODE_LOG
     timing: dict[str, float] = {}

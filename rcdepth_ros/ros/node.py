@@ -119,13 +119,13 @@ class RcDepthNode(LifecycleNode):
             return _FAILURE
         try:
             estimator = inference.load_estimator(config.model_path, config.device,
-                                                 config.precision)
+                                                 config.precision, backend=config.backend)
         except UserError as exc:  # missing, corrupt or mismatched weights files
             log.error(f'configure failed: cannot load model weights: {exc}')
             return _FAILURE
-        except ValueError as exc:  # device / precision the machine cannot run
-            log.error(f'configure failed: device {config.device!r}, precision '
-                      f'{config.precision!r}: {exc}')
+        except ValueError as exc:  # device / backend / precision the machine cannot run
+            log.error(f'configure failed: device {config.device!r}, backend '
+                      f'{config.backend!r}, precision {config.precision!r}: {exc}')
             return _FAILURE
         except Exception as exc:  # noqa: BLE001 - a bug: fail the transition, show where
             log.error(f'configure failed: unexpected {type(exc).__name__} while loading the '
@@ -144,8 +144,8 @@ class RcDepthNode(LifecycleNode):
         self._create_publishers()
         self._state = 'inactive'
         log.info(f'configured: model {self._model_name} on {estimator.device} '
-                 f'({config.precision}), radar topics {list(config.radar_topics)}, extrinsics '
-                 f'{config.extrinsics_source}')
+                 f'({config.backend}, {config.precision}), radar topics '
+                 f'{list(config.radar_topics)}, extrinsics {config.extrinsics_source}')
         return _SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

@@ -40,6 +40,7 @@ class NodeConfig:
     autostart: bool
     model_path: str
     device: str
+    backend: str
     precision: str
     image_type: str
     radar_topics: tuple[str, ...]
@@ -104,9 +105,15 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec('device', 'device', 'string', 'auto',
               'Inference device; auto = cuda if available.', CONFIGURE,
               choices=('auto', 'cpu', 'cuda')),
+    ParamSpec('backend', 'backend', 'string', 'torch',
+              'Inference runtime: torch (CPU/CUDA), onnxruntime (CPU, CUDA with '
+              'onnxruntime-gpu) or openvino (CPU); exported graphs are cached '
+              '($RCDEPTH_CACHE_DIR, default ~/.cache/rcdepth_ros/graphs).', CONFIGURE,
+              choices=('torch', 'onnxruntime', 'openvino')),
     ParamSpec('precision', 'precision', 'string', 'fp32',
-              'Inference precision (fp16 on GPU only).', CONFIGURE,
-              choices=('fp32', 'fp16')),
+              'Inference precision: fp16 with torch on CUDA; int8 with onnxruntime/openvino '
+              'on CPU, from the graph rcdepth quantize wrote next to the weights.', CONFIGURE,
+              choices=('fp32', 'fp16', 'int8')),
     ParamSpec('image_type', 'image_type', 'string', 'raw',
               'Type of ~/input/image: sensor_msgs/Image (raw) or CompressedImage (compressed).',
               ACTIVATE, choices=('raw', 'compressed')),

@@ -110,13 +110,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
                         max_depths: Sequence[float] = EVAL_RANGES,
                         json_path: str | Path | None = None, dataroot: str | Path | None = None,
                         max_samples: int = 0, camera_only: bool | None = None,
-                        device: str = 'auto', progress: bool = False) -> dict[str, Any]:
+                        device: str = 'auto', progress: bool = False, backend: str = 'torch',
+                        precision: str = 'fp32') -> dict[str, Any]:
     """Evaluate a training checkpoint or exported model on a prepared split (SPEC 5).
 
     ``camera_only`` None follows how the model was trained. Returns the report written to
     ``json_path`` (atomically): model (variant, arch, parameters, MACs at 352x704 and
     896x1600), data, protocol and ``ranges`` with every metric per range (uncertainty
-    metrics ``None`` for models without sigma).
+    metrics ``None`` for models without sigma). ``backend`` / ``precision`` other than torch
+    fp32 score the network as that runtime runs it on CPU (:func:`..quantize.backend_module`).
     """
     from ..data.dataset import PreparedDataset
     from ..inference import resolve_device
@@ -129,13 +131,16 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
         raise ValueError(f'--max-depths must be positive depths in metres, got {max_depths}')
     if max_samples < 0:
         raise ValueError(f'max_samples must be >= 0, got {max_samples}')
-    dev = resolve_device(device)
+    dev = resolve_device(device) if backend == 'torch' and precision == 'fp32' else 'cpu'
     model, config, info = load_any_model(checkpoint, device=dev)
     if camera_only is None:
         camera_only = bool(info.get('camera_only', False))
     dataset = PreparedDataset(data_root, split, 'eval', augment=False, dataroot=dataroot)
     indices = spaced_indices(len(dataset), max_samples)
-    result = evaluate_model(model, dataset, dev, ranges, camera_only, indices, progress)
+    from ..quantize import backend_module
+
+    scored = backend_module(model, config, checkpoint, backend, precision)
+    result = evaluate_model(scored, dataset, dev, ranges, camera_only, indices, progress)
     height, width = dataset[indices[0]]['depth_single'].shape[-2:]
     report = {
         'checkpoint': str(checkpoint),
@@ -152,7 +157,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
                  'eval_size': [int(height), int(width)]},
         'protocol': 'SPEC 5: per-image metrics averaged over images; GT single-scan LiDAR; '
                     'valid GT in (1e-3, max]; predictions clamped to [1e-3, max]',
-        'camera_only': camera_only,
+        'camera_only': camera_only, 'backend': backend, 'precision': precision,
         **result,
     }
     if json_path is not None:
