@@ -65,11 +65,13 @@ class Estimator(Protocol):
     """What the frame pipeline needs of a depth network (:class:`DepthEstimator` is one).
 
     ``predict(images (B,H,W,3) uint8 RGB, radar (B,C,H,W) float32, K) -> Prediction``;
-    ``describe()`` returns at least ``variant`` for logs and diagnostics.
+    ``describe()`` returns at least ``variant`` for logs and diagnostics; ``input`` says what
+    the network is fed (camera-only, the focal length frames are resized to).
     """
 
     device: str
     precision: str
+    input: InputSpec
 
     def predict(self, images: np.ndarray, radar: np.ndarray,
                 K: np.ndarray | None = None) -> Prediction: ...

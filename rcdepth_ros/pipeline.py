@@ -15,6 +15,8 @@ import numpy as np
 
 from . import geometry
 from .codec import BadInput
+from .models.io import serving_scale
+from .preprocess import downscale_image, downscale_sparse
 
 if TYPE_CHECKING:  # the pipeline itself needs no torch
     from .inference import Estimator
@@ -91,21 +93,43 @@ class FramePipeline:
                                     min_depth=self.radar_min_depth)
 
     def process(self, frame: Frame) -> FrameResult:
-        """Infer depth and sigma for one frame."""
+        """Infer depth and sigma for one frame.
+
+        A frame whose focal length is longer than the one the network was trained at is
+        resized down to it first (:func:`.models.io.serving_scale`, with the functions the
+        training data goes through), and depth and sigma come back bilinearly at frame size.
+        """
         start = time.perf_counter()
         radar = self.radar_image(frame)  # (4, H, W)
+        scale = serving_scale(self.estimator.input, float(frame.K[0, 0]))
+        image_in, radar_in, K_in = frame.image_rgb, radar, frame.K
+        if scale < 1:
+            image_in = downscale_image(frame.image_rgb, scale)  # (h, w, 3)
+            radar_in = downscale_sparse(radar, scale)  # (4, h, w)
+            K_in = geometry.scale_intrinsics(frame.K, scale, scale)
         t_model = time.perf_counter()
-        prediction = self.estimator.predict(frame.image_rgb[None], radar[None], K=frame.K)
+        prediction = self.estimator.predict(image_in[None], radar_in[None], K=K_in)
         # The estimator's own network time excludes pre/post-processing when it reports one.
         model_ms = float(prediction.model_ms)
         if not np.isfinite(model_ms):
             model_ms = (time.perf_counter() - t_model) * 1e3
-        depth = _writable(prediction.depth, radar.shape[1:])  # (H, W)
-        sigma = _writable(prediction.sigma, radar.shape[1:])  # (H, W)
+        depth, sigma = prediction.depth[0], prediction.sigma[0]  # (h, w)
+        if scale < 1:
+            depth, sigma = (_upsample(x, radar.shape[1:]) for x in (depth, sigma))
+        depth = _writable(depth, radar.shape[1:])  # (H, W)
+        sigma = _writable(sigma, radar.shape[1:])  # (H, W)
         _mask_invalid(depth, sigma, self.min_depth, self.max_depth)
         return FrameResult(stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, depth=depth,
                            sigma=sigma, radar_image=radar, model_ms=model_ms,
                            total_ms=(time.perf_counter() - start) * 1e3)
+
+
+def _upsample(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float (h, w) map to ``shape`` (pixel centres aligned as cv2 does)."""
+    import cv2
+
+    return cv2.resize(np.asarray(array, np.float32), (shape[1], shape[0]),
+                      interpolation=cv2.INTER_LINEAR)
 
 
 def _writable(array: Any, shape: tuple[int, ...]) -> np.ndarray:

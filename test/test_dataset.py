@@ -144,3 +144,39 @@ def test_bad_arguments(prepared, tmp_path):
     data = PreparedDataset(prepared, 'train', dataroot=tmp_path)  # images are not there
     with pytest.raises(ValueError):
         data[0]
+
+
+def test_half_scale_keeps_the_nearest_measurement_of_each_2x2_block(prepared):
+    """Oracle: the 2x2 block rule written out per pixel (a target pixel (r, c) covers source
+    rows 2r, 2r+1 and cols 2c, 2c+1 at scale 1/2)."""
+    native = PreparedDataset(prepared, 'train', 'eval').load_full(0)
+    half = PreparedDataset(prepared, 'train', 'eval', scale=0.5).load_full(0)
+    h, w = HEIGHT // 2, WIDTH // 2
+    assert half['image'].shape == (h, w, 3) and half['radar'].shape == (4, h, w)
+    for key in ('depth_single', 'depth_dense'):
+        src, got = native[key], half[key]
+        assert got.shape == (h, w)
+        for r, c in [(0, 0), (17, 40), (h - 1, w - 1), (50, 3)] + [
+                tuple(x) for x in np.argwhere(got > 0)[:50]]:
+            block = src[2 * r:2 * r + 2, 2 * c:2 * c + 2]
+            valid = block[block > 0]
+            assert got[r, c] == (valid.min() if valid.size else 0)
+    radar_src, radar_got = native['radar'], half['radar']
+    for r, c in np.argwhere(radar_src[0] > 0):
+        block = radar_src[:, 2 * (r // 2):2 * (r // 2) + 2, 2 * (c // 2):2 * (c // 2) + 2]
+        depths = np.where(block[0] > 0, block[0], np.inf)
+        i, j = np.unravel_index(np.argmin(depths), depths.shape)
+        np.testing.assert_array_equal(radar_got[:, r // 2, c // 2], block[:, i, j])
+    assert np.count_nonzero(radar_got[0]) <= np.count_nonzero(radar_src[0])
+    conf = native['confidence_gt']
+    np.testing.assert_array_equal(
+        half['confidence_gt'],
+        conf[:2 * h, :2 * w].reshape(h, 2, w, 2).max(axis=(1, 3)))
+    # A 2x2 mean of the image (area averaging), within rounding.
+    mean = native['image'][:2 * h, :2 * w].reshape(h, 2, w, 2, 3).mean(axis=(1, 3))
+    assert np.abs(half['image'].astype(float) - mean).max() <= 1.0
+    # Pixel centres on integers: u' + 0.5 = (u + 0.5) / 2.
+    np.testing.assert_allclose(half['K'][0], [150.0, 0.0, (160.0 + 0.5) / 2 - 0.5])
+    np.testing.assert_allclose(half['K'][1], [0.0, 150.0, (95.0 + 0.5) / 2 - 0.5])
+    item = PreparedDataset(prepared, 'train', 'train', crop=(64, 128), scale=0.5)[0]
+    assert item['image'].shape == (3, 64, 128)

@@ -279,3 +279,109 @@ def test_bad_configuration_raises(nets):
         LossWeights(xkd=-1.0)
     with pytest.raises(ValueError, match='student'):
         image_feature_kd(s_out.image_features[:4], s_out.image_features)
+
+
+# ----------------------------------------------------------------- X-KD on the real students
+
+def _channel_weights(model, image, radar, layer: int, held: bool) -> torch.Tensor:
+    """Grad-CAM channel weights alpha (B, C) of one X-KD layer of a real student."""
+    from rcdepth_ros.training.distill import batch_statistics_held, image_mean_depth
+
+    if held:
+        with batch_statistics_held(model):
+            out = model(image, radar)
+    else:
+        out = model(image, radar)
+    feature = out.xkd_features[layer]
+    (grad,) = torch.autograd.grad(image_mean_depth(out.depth).sum(), feature)
+    return grad.mean(dim=(2, 3))  # (B, C)
+
+
+def _real_student(variant: str):
+    from rcdepth_ros.models import build_model, get_variant
+
+    torch.manual_seed(0)
+    return build_model(get_variant(variant)).train()
+
+
+def _inputs(batch: int):
+    gen = torch.Generator().manual_seed(1)
+    image = torch.randn(batch, 3, 64, 128, generator=gen)
+    radar = torch.zeros(batch, 4, 64, 128)
+    radar[:, 0, 40:60:3, 10:120:7] = 10 + 30 * torch.rand(batch, 7, 16, generator=gen)
+    return image, radar
+
+
+@pytest.mark.parametrize('variant', ['xdrcdepth', 'lircdepth'])
+def test_student_saliency_is_per_sample_in_train_mode(variant):
+    """Train-mode batch norm forces sum_b alpha_b = 0; held statistics must not."""
+    model = _real_student(variant)
+    image, radar = _inputs(2)
+    decoder = 2  # the decoder 1/16 layer
+    coupled = _channel_weights(model, image, radar, decoder, held=False)
+    # The defect being fixed: in plain train mode the two samples' weights are opposite.
+    assert F.cosine_similarity(coupled[0], coupled[1], dim=0) < -0.99
+    held = _channel_weights(model, image, radar, decoder, held=True)
+    assert F.cosine_similarity(held[0], held[1], dim=0) > -0.5
+    assert held.sum(0).norm() > 0.1 * held.norm()
+
+
+def test_held_statistics_equal_eval_mode_with_the_batch_statistics():
+    """Oracle: torch's own eval-mode batch norm, its running statistics set to the batch's."""
+    model = _real_student('xdrcdepth')
+    image, radar = _inputs(2)
+    held = _channel_weights(model, image, radar, 2, held=True)
+    oracle = copy.deepcopy(model)
+    norms = [m for m in oracle.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    sizes = {}
+
+    def record(module, args, _out):  # elements per channel, to undo torch's Bessel factor
+        sizes[module] = args[0].numel() // args[0].shape[1]
+
+    hooks = [m.register_forward_hook(record) for m in norms]
+    for m in norms:
+        m.momentum = 1.0  # the running statistics become this batch's
+    with torch.no_grad():
+        oracle(image, radar)
+    for h in hooks:
+        h.remove()
+    for m in norms:
+        n = sizes[m]
+        m.running_var.mul_((n - 1) / n)  # torch keeps the unbiased variance
+    oracle.eval()
+    expected = _channel_weights(oracle, image, radar, 2, held=False)
+    # Float32 reductions differ in order between the two batch-norm paths, and 149 layers of a
+    # random-init network amplify that; the weights must still point the same way per sample.
+    assert F.cosine_similarity(held, expected, dim=1).min() > 0.99
+    torch.testing.assert_close(held.norm(dim=1), expected.norm(dim=1), rtol=0.05, atol=0)
+
+
+def test_student_saliency_at_batch_one_is_not_noise():
+    model = _real_student('xdrcdepth')
+    image, radar = _inputs(1)
+    coupled = _channel_weights(model, image, radar, 2, held=False)
+    held = _channel_weights(model, image, radar, 2, held=True)
+    # Plain train mode: the weights are floating-point noise, orders below the held ones.
+    assert held.abs().max() > 1e3 * coupled.abs().max()
+
+
+def test_trainer_xkd_uses_per_sample_student_saliency(monkeypatch):
+    """The trainer's X-KD term is built from a forward with batch statistics held."""
+    from rcdepth_ros.training import distill
+
+    calls = []
+    original = distill.batch_statistics_held
+
+    def spy(model):
+        calls.append(model)
+        return original(model)
+
+    monkeypatch.setattr(distill, 'batch_statistics_held', spy)
+    model = _real_student('xdrcdepth')
+    image, radar = _inputs(2)
+    out = distill.student_saliency_forward(model, image, radar)
+    assert calls == [model]
+    # Running statistics were not updated by the saliency forward.
+    norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    assert int(norm.num_batches_tracked) == 0
+    assert out.depth.shape == (2, 1, 64, 128)

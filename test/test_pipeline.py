@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from rcdepth_ros import codec, geometry, inference, msgs, pipeline
+from rcdepth_ros.models.io import InputSpec
 from rcdepth_ros.ros import harness
 from rcdepth_ros.ros.diagnostics import NodeStats
 from rcdepth_ros.ros.extrinsics import (
@@ -45,6 +46,7 @@ class StandIn:
     """What the pipeline needs of an estimator (the Estimator protocol), nothing more."""
 
     device, precision = 'cpu', 'fp32'
+    input = InputSpec()
 
     def describe(self):
         return {'variant': type(self).__name__}
@@ -464,3 +466,26 @@ def test_real_nuscenes_radar_through_calibration_yaml_and_odometry():
     # Known facts of this frame (shared/data README): 61 of 74 points, depths 10.4-83.4 m.
     assert depth.size == 61
     assert 10.0 < depth.min() < 11.0 and 83.0 < depth.max() < 84.0
+
+
+def test_frames_are_resized_to_the_focal_length_the_network_was_trained_at():
+    """A network trained at half the focal length gets half-size frames; outputs come back at
+    frame size."""
+
+    class HalfFocal(RampEstimator):
+        input = InputSpec(focal_length_px=150.0)
+
+    estimator = HalfFocal()
+    K = np.array([[300.0, 0, 159.5], [0, 300.0, 49.5], [0, 0, 1]])
+    image = np.zeros((100, 320, 3), np.uint8)
+    points = np.array([[0.0, 0.0, 20.0, 5.0, 1.0, 0.0]], np.float32)  # on the optical axis
+    frame = pipeline.Frame(1, 'cam', image, K, points)
+    result = pipeline.FramePipeline(estimator).process(frame)
+    (image_shape, radar_shape), = estimator.calls
+    assert image_shape == (1, 50, 160, 3) and radar_shape == (1, 4, 50, 160)
+    assert result.depth.shape == (100, 320) and result.sigma.shape == (100, 320)
+    assert result.radar_image.shape == (4, 100, 320)  # the overlay stays at frame size
+    # Unchanged focal length (or an older weights file without one): served as is.
+    plain = RampEstimator()
+    pipeline.FramePipeline(plain).process(frame)
+    assert plain.calls[0][0] == (1, 100, 320, 3)

@@ -296,8 +296,7 @@ def test_tiny_protocol_teacher_student_kd_eval_export(tiny_prepared, tmp_path, o
     assert str(tmp_path) not in export.with_suffix('.json').read_text()  # no machine paths
     assert 'mae' in export.with_suffix('.md').read_text()
 
-    from rcdepth_ros.inference import DepthEstimator
-    from rcdepth_ros.pipeline import load_estimator
+    from rcdepth_ros.inference import DepthEstimator, load_estimator
 
     estimator = load_estimator(str(export), device='cpu')
     assert isinstance(estimator, DepthEstimator)

@@ -34,7 +34,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..preprocess import image_to_tensor, radar_to_tensor
+from .. import geometry
+from ..preprocess import (
+    downscale_image,
+    downscale_mask,
+    downscale_sparse,
+    image_to_tensor,
+    radar_to_tensor,
+)
 from .storage import (
     list_samples,
     radar_points_to_image,
@@ -76,12 +83,17 @@ class PreparedDataset(Dataset):
     """Samples of one split of a prepared folder (``rcdepth prepare --out root``).
 
     ``dataroot`` overrides the nuScenes dataroot recorded at preparation (to find the camera
-    images after moving the data).
+    images after moving the data). ``scale`` < 1 serves every sample resized by that factor
+    before cropping (:meth:`load_full`): the network then works at a smaller focal length,
+    which the exported weights record so that serving resizes the same way.
     """
 
     def __init__(self, root: str | Path, split: str, mode: str = 'train',
                  crop: tuple[int, int] = (352, 704), seed: int = 0, augment: bool = True,
-                 dataroot: str | Path | None = None):
+                 dataroot: str | Path | None = None, scale: float = 1.0):
+        if not 0 < scale <= 1:
+            raise ValueError(f'scale must be in (0, 1], got {scale}')
+        self.scale = float(scale)
         if mode not in ('train', 'eval'):
             raise ValueError(f"mode must be 'train' or 'eval', got {mode!r}")
         if len(crop) != 2 or min(crop) < 32 or crop[0] % 32 or crop[1] % 32:
@@ -112,7 +124,28 @@ class PreparedDataset(Dataset):
         self.epoch = int(epoch)
 
     def load_full(self, index: int) -> dict:
-        """Return the full-resolution NumPy arrays of one sample (no crop, no augmentation)."""
+        """Return the NumPy arrays of one sample at the dataset's scale (no crop, no augment).
+
+        At ``scale`` < 1 the image is area-averaged, the radar image and the LiDAR depths move
+        each measured pixel to the pixel containing its centre (nearest wins, as when they were
+        rasterised), the confidence target is OR-ed and ``K`` is scaled to match
+        (:mod:`rcdepth_ros.preprocess`, the functions serving uses too).
+        """
+        full = self._load_native(index)
+        if self.scale == 1:
+            return full
+        s = self.scale
+        return {
+            'image': downscale_image(full['image'], s),
+            'radar': downscale_sparse(full['radar'], s),
+            'depth_single': downscale_sparse(full['depth_single'][None], s)[0],
+            'depth_dense': downscale_sparse(full['depth_dense'][None], s)[0],
+            'confidence_gt': downscale_mask(full['confidence_gt'], s),
+            'K': geometry.scale_intrinsics(full['K'], s, s),
+            'token': full['token'],
+        }
+
+    def _load_native(self, index: int) -> dict:
         import cv2
 
         path, meta = self.paths[index], self.metas[index]

@@ -30,6 +30,7 @@ from pathlib import Path
 import re
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -158,10 +159,15 @@ def resolve_weights(path: str | os.PathLike[str] | None) -> Path:
 
 # ----------------------------------------------------------------------------- description
 
-def _input_description(camera_only: bool) -> dict[str, Any]:
+def _input_description(camera_only: bool, focal_length_px: float | None = None,
+                       ) -> dict[str, Any]:
+    image = {'color_order': 'RGB', 'layout': 'B,3,H,W', 'scale': 'uint8 / 255',
+             'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD)}
+    if focal_length_px is not None:
+        # Frames are resized so that their focal length is this (serving_scale).
+        image['focal_length_px'] = float(focal_length_px)
     return {
-        'image': {'color_order': 'RGB', 'layout': 'B,3,H,W', 'scale': 'uint8 / 255',
-                  'mean': list(IMAGENET_MEAN), 'std': list(IMAGENET_STD)},
+        'image': image,
         'radar': {'layout': f'B,{len(RADAR_CHANNELS)},H,W', 'channels': list(RADAR_CHANNELS),
                   'empty_value': 0.0, 'camera_only': bool(camera_only),
                   'note': 'one pixel per point, nearer point wins; velocities raw, radar frame'},
@@ -177,12 +183,28 @@ class InputSpec:
     - radar_channels: names of the radar image channels, in order.
     - training_resolution: ``(H, W)`` of the training crops.
     - size_multiple: inputs are padded to a multiple of this.
+    - focal_length_px: the focal length (pixels) of the training images; frames with a longer
+      one are resized down to it before the network (:func:`serving_scale`). None (files
+      before it existed): frames are served at their own size.
     """
 
     camera_only: bool = False
     radar_channels: tuple[str, ...] = tuple(RADAR_CHANNELS)
     training_resolution: tuple[int, int] = DEFAULT_TRAINING_RESOLUTION
     size_multiple: int = SIZE_MULTIPLE
+    focal_length_px: float | None = None
+
+
+def serving_scale(spec: InputSpec, fx: float) -> float:
+    """Resize factor for a frame with focal length ``fx`` (pixels): the model's focal / ``fx``.
+
+    The networks learn metric depth from apparent sizes, which depend on the focal length, so a
+    frame is resized to the focal length the network was trained at. Frames whose focal length
+    is already at or below it are served as they are (1.0: never enlarged).
+    """
+    if spec.focal_length_px is None or not np.isfinite(fx) or fx <= 0:
+        return 1.0
+    return float(min(1.0, spec.focal_length_px / fx))
 
 
 def input_spec(description: dict[str, Any]) -> InputSpec:
@@ -197,7 +219,8 @@ def input_spec(description: dict[str, Any]) -> InputSpec:
         camera_only=bool(camera_only),
         radar_channels=tuple(radar.get('channels', RADAR_CHANNELS)),
         training_resolution=(int(resolution[0]), int(resolution[1])),
-        size_multiple=int(description.get('input', {}).get('size_multiple', SIZE_MULTIPLE)))
+        size_multiple=int(description.get('input', {}).get('size_multiple', SIZE_MULTIPLE)),
+        focal_length_px=description.get('input', {}).get('image', {}).get('focal_length_px'))
 
 
 def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
@@ -225,6 +248,7 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
         tensors[name] = tensor.contiguous()
     resolution = metadata.pop('training_resolution', DEFAULT_TRAINING_RESOLUTION)
     camera_only = bool(metadata.pop('camera_only', False))
+    focal_length_px = metadata.pop('focal_length_px', None)
     if len(resolution) != 2 or min(int(v) for v in resolution) <= 0:
         raise ValueError(f'training_resolution must be [height, width], got {resolution}')
     description = {
@@ -234,7 +258,7 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
         'arch': config_arch(config),
         'config': config_dict,
         'max_depth': float(config.max_depth),
-        'input': _input_description(camera_only),
+        'input': _input_description(camera_only, focal_length_px),
         'training_resolution': [int(v) for v in resolution],
         'training_data': str(metadata.pop('training_data', 'unspecified')),
         'dtype': 'float16' if half else 'float32',

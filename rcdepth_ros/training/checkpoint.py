@@ -264,9 +264,11 @@ def load_any_model(path: str | Path, device: str | torch.device = 'cpu'
         load_state_strict(model, model_state(tensors), str(json_path))
         run = description.get('config', {})
         info = {'source': 'checkpoint', 'path': str(json_path), **description,
-                'camera_only': bool(run.get('data', {}).get('camera_only', False))}
+                'camera_only': bool(run.get('data', {}).get('camera_only', False)),
+                'focal_length_px': description.get('focal_length_px')}
         return model.to(device).eval(), config, info
     model, config, description = load_model(source.path, device=device)
+    spec = input_spec(description)
     info = {'source': 'export', 'path': str(source.path), **description,
-            'camera_only': input_spec(description).camera_only}
+            'camera_only': spec.camera_only, 'focal_length_px': spec.focal_length_px}
     return model, config, info

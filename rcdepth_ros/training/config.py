@@ -21,6 +21,7 @@ from pathlib import Path
 import typing
 from typing import Any
 
+from ..errors import BadArgument
 from ..models.config import ModelConfig, config_arch, get_variant
 from .distill import SCHEMES, LossWeights
 
@@ -59,7 +60,9 @@ class DataSection:
 
     ``camera_only`` feeds the student an all-zero radar image (the camera-only baseline);
     a KD teacher still sees the radar. ``val_max_samples`` > 0 validates on that many
-    evenly spaced val samples (the same ones at every validation).
+    evenly spaced val samples (the same ones at every validation). ``scale`` < 1 trains on
+    the samples resized by that factor (``PreparedDataset(scale=...)``); the weights record
+    the resulting focal length and serving resizes frames to it.
     """
 
     root: str = ''
@@ -71,11 +74,14 @@ class DataSection:
     augment: bool = True
     camera_only: bool = False
     val_max_samples: int = 0
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
-        """Validate the crop and counts."""
+        """Validate the crop, scale and counts."""
+        if not 0 < self.scale <= 1:
+            raise BadArgument(f'data.scale must be in (0, 1], got {self.scale}')
         if len(self.crop) != 2 or min(self.crop) < 32 or self.crop[0] % 32 or self.crop[1] % 32:
-            raise ValueError(f'data.crop must be two positive multiples of 32, got {self.crop}')
+            raise BadArgument(f'data.crop must be two positive multiples of 32, got {self.crop}')
         _check_min('data.workers', self.workers, 0)
         _check_min('data.val_max_samples', self.val_max_samples, 0)
 
@@ -105,13 +111,13 @@ class OptimSection:
                      'end_lr_factor', 'grad_clip'):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
-                raise ValueError(f'optim.{name} must be finite and >= 0, got {value}')
+                raise BadArgument(f'optim.{name} must be finite and >= 0, got {value}')
         if self.lr <= 0 or self.eps <= 0:
-            raise ValueError('optim.lr and optim.eps must be > 0')
+            raise BadArgument('optim.lr and optim.eps must be > 0')
         if self.end_lr_factor > 1:
-            raise ValueError(f'optim.end_lr_factor must be in [0, 1], got {self.end_lr_factor}')
+            raise BadArgument(f'optim.end_lr_factor must be in [0, 1], got {self.end_lr_factor}')
         if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f'optim.betas must be two numbers in [0, 1), got {self.betas}')
+            raise BadArgument(f'optim.betas must be two numbers in [0, 1), got {self.betas}')
         _check_min('optim.batch_size', self.batch_size, 1)
 
 
@@ -166,18 +172,18 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """Cross-section checks."""
         if self.scheme not in SCHEMES:
-            raise ValueError(f'scheme must be one of {SCHEMES}, got {self.scheme!r}')
+            raise BadArgument(f'scheme must be one of {SCHEMES}, got {self.scheme!r}')
         arch = config_arch(build_model_config(self.model))
         if arch == 'cafnet' and self.scheme != 'none':
-            raise ValueError('the CaFNet teacher trains without distillation: set scheme: none')
+            raise BadArgument('the CaFNet teacher trains without distillation: set scheme: none')
         if self.scheme != 'none' and not self.teacher.checkpoint:
-            raise ValueError(f'scheme {self.scheme!r} needs teacher.checkpoint')
+            raise BadArgument(f'scheme {self.scheme!r} needs teacher.checkpoint')
         if self.amp_dtype not in AMP_DTYPES:
-            raise ValueError(f'amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}')
+            raise BadArgument(f'amp_dtype must be one of {AMP_DTYPES}, got {self.amp_dtype!r}')
         if self.device not in ('auto', 'cpu', 'cuda'):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+            raise BadArgument(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
         if self.profile and self.profile not in PROFILES:
-            raise ValueError(f'profile must be one of {sorted(PROFILES)}, got {self.profile!r}')
+            raise BadArgument(f'profile must be one of {sorted(PROFILES)}, got {self.profile!r}')
 
     @property
     def arch(self) -> str:
@@ -187,23 +193,23 @@ class TrainConfig:
 
 def _check_min(name: str, value: int, minimum: int) -> None:
     if value < minimum:
-        raise ValueError(f'{name} must be >= {minimum}, got {value}')
+        raise BadArgument(f'{name} must be >= {minimum}, got {value}')
 
 
 def build_model_config(model: ModelSection) -> ModelConfig:
     """Return the run's architecture config: the variant's config with ``options``."""
     base = get_variant(model.variant)
     if not isinstance(model.options, Mapping):
-        raise ValueError(f'model.options must be a mapping, got {model.options!r}')
+        raise BadArgument(f'model.options must be a mapping, got {model.options!r}')
     known = {f.name for f in fields(base)}
     unknown = sorted(set(model.options) - known)
     if unknown:
-        raise ValueError(f'unknown model.options for {model.variant}: {", ".join(unknown)} '
+        raise BadArgument(f'unknown model.options for {model.variant}: {", ".join(unknown)} '
                          f'(known: {", ".join(sorted(known))})')
     try:
         return replace(base, **model.options)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f'model.options: {exc}') from None
+        raise BadArgument(f'model.options: {exc}') from None
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -243,7 +249,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 def profile_overrides(profile: str, arch: str) -> dict[str, Any]:
     """Dotted overrides of a profile for a model of ``arch`` (teacher or student entries)."""
     if profile not in PROFILES:
-        raise ValueError(f'unknown profile {profile!r}; known: {", ".join(sorted(PROFILES))}')
+        raise BadArgument(f'unknown profile {profile!r}; known: {", ".join(sorted(PROFILES))}')
     entries = PROFILES[profile]
     role = 'teacher' if arch == 'cafnet' else 'student'
     return {**entries.get('all', {}), **entries.get(role, {})}
@@ -313,13 +319,13 @@ def _from_dict(cls: type, values: Mapping[str, Any], path: str) -> Any:
     if values is None:
         values = {}
     if not isinstance(values, Mapping):
-        raise ValueError(f'{path or "config"}: expected a mapping, got {values!r}')
+        raise BadArgument(f'{path or "config"}: expected a mapping, got {values!r}')
     hints = typing.get_type_hints(cls)
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         where = f'{path}.' if path else ''
-        raise ValueError(f'unknown config key {where}{unknown[0]} (known in '
+        raise BadArgument(f'unknown config key {where}{unknown[0]} (known in '
                          f'{path or "the top level"}: {", ".join(sorted(known))})')
     kwargs = {}
     for name, value in values.items():
@@ -335,7 +341,7 @@ def _from_dict(cls: type, values: Mapping[str, Any], path: str) -> Any:
         message = str(exc)
         if isinstance(cls, type) and cls is LossWeights:
             message = message.replace('LossWeights.', 'loss.')
-        raise ValueError(message) from None
+        raise BadArgument(message) from None
 
 
 def config_from_dict(values: Mapping[str, Any]) -> TrainConfig:
@@ -362,7 +368,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition('=')
     key = key.strip()
     if not sep or not key or any(not part for part in key.split('.')):
-        raise ValueError(f'override {text!r} is not of the form key.sub=value')
+        raise BadArgument(f'override {text!r} is not of the form key.sub=value')
     try:
         value = yaml.safe_load(raw) if raw.strip() else ''
     except yaml.YAMLError:
@@ -387,7 +393,7 @@ def apply_overrides(values: dict[str, Any], overrides: Mapping[str, Any] | Itera
             if child is None:
                 child = node[key] = {}
             if not isinstance(child, dict):
-                raise ValueError(f'override {".".join(keys)}: {".".join(keys[:i + 1])} '
+                raise BadArgument(f'override {".".join(keys)}: {".".join(keys[:i + 1])} '
                                  'is not a section')
             node = child
         node[keys[-1]] = list(value) if isinstance(value, tuple) else value
@@ -404,11 +410,11 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding='utf-8'))
     except yaml.YAMLError as exc:
-        raise ValueError(f'{path}: not valid YAML: {str(exc).splitlines()[0]}') from None
+        raise BadArgument(f'{path}: not valid YAML: {str(exc).splitlines()[0]}') from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f'{path}: the top level must be a mapping')
+        raise BadArgument(f'{path}: the top level must be a mapping')
     return data
 
 

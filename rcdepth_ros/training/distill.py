@@ -8,7 +8,8 @@ All terms are computed per sample and averaged over the batch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 import math
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
+from ..errors import BadArgument
 from ..models.outputs import StudentOutput, TeacherOutput
 from .losses import (
     VALID_DEPTH,
@@ -70,13 +72,13 @@ class LossWeights:
         """Validate ranges."""
         for name, value in vars(self).items():
             if isinstance(value, float) and (not math.isfinite(value) or value < 0):
-                raise ValueError(f'LossWeights.{name} must be finite and >= 0, got {value}')
+                raise BadArgument(f'LossWeights.{name} must be finite and >= 0, got {value}')
         if self.d2kd_bins < 2:
-            raise ValueError(f'LossWeights.d2kd_bins must be >= 2, got {self.d2kd_bins}')
+            raise BadArgument(f'LossWeights.d2kd_bins must be >= 2, got {self.d2kd_bins}')
         if self.d2kd_temperature <= 0 or self.max_depth <= 0:
-            raise ValueError('LossWeights.d2kd_temperature and max_depth must be > 0')
+            raise BadArgument('LossWeights.d2kd_temperature and max_depth must be > 0')
         if not 0 < self.similarity_pool_scale <= 1:
-            raise ValueError('LossWeights.similarity_pool_scale must be in (0, 1], got '
+            raise BadArgument('LossWeights.similarity_pool_scale must be in (0, 1], got '
                              f'{self.similarity_pool_scale}')
 
 
@@ -195,8 +197,10 @@ def gradcam_maps(phi: Tensor, features: Sequence[Tensor], create_graph: bool) ->
     """Grad-CAM saliency ``ReLU(sum_c alpha_c F_c)``, ``alpha_c = mean_ij dphi/dF_c(i, j)``.
 
     ``phi (B,)`` is a per-sample scalar target; ``features`` are ``(B, C_l, h_l, w_l)`` on
-    its graph. Samples are independent in ``phi.sum()`` (up to batch-norm coupling in training
-    mode). A feature ``phi`` does not depend on gives a zero map. Returns ``(B, 1, h_l, w_l)``.
+    its graph. Samples are independent in ``phi.sum()`` only when the forward keeps them
+    independent: eval mode, or :func:`batch_statistics_held` in training mode (plain
+    training-mode batch norm couples them). A feature ``phi`` does not depend on gives a zero
+    map. Returns ``(B, 1, h_l, w_l)``.
     """
     features = list(features)
     if not phi.requires_grad:
@@ -214,6 +218,45 @@ def gradcam_maps(phi: Tensor, features: Sequence[Tensor], create_graph: bool) ->
         alpha = g.mean(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
         maps.append(F.relu((alpha * f).sum(dim=1, keepdim=True)))  # (B, 1, h, w)
     return maps
+
+
+@contextmanager
+def batch_statistics_held(model: nn.Module) -> Iterator[None]:
+    """Within: train-mode batch norms use the batch's statistics as constants.
+
+    The forward values are those of training mode (each layer normalises with the current
+    batch's mean and variance), but no gradient flows through the statistics and the running
+    statistics are not updated. Gradients of a per-sample target then stay per sample: in plain
+    training mode the gradient reaching a batch-norm input sums to zero over batch x H x W per
+    channel, so Grad-CAM channel weights of a batch satisfy sum_b alpha_b = 0 (opposite at
+    batch 2, floating-point noise at batch 1). Eval-mode layers are left alone.
+    """
+    patched = []
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.training:
+            module.forward = _held_batch_norm(module)  # instance attribute shadows the class
+            patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward
+
+
+def _held_batch_norm(module: nn.modules.batchnorm._BatchNorm):
+    def forward(x: Tensor) -> Tensor:
+        dims = [0, *range(2, x.dim())]
+        with torch.no_grad():
+            mean = x.mean(dims)
+            var = x.var(dims, unbiased=False)
+        return F.batch_norm(x, mean, var, module.weight, module.bias, training=False,
+                            momentum=0.0, eps=module.eps)
+    return forward
+
+
+# Grad-CAM maps are L2-normalised, so scaling the target does not change them; this keeps
+# the channel weights of half-precision graphs from underflowing.
+_SALIENCY_TARGET_SCALE = 1024.0
 
 
 def xkd_loss(student_maps: Sequence[Tensor], teacher_maps: Sequence[Tensor]) -> Tensor:
@@ -246,17 +289,25 @@ def xkd_term(student: StudentOutput, teacher_maps: Sequence[Tensor]) -> Tensor:
     """X-KD of a student output against precomputed teacher saliency maps.
 
     The student's saliency is built with ``create_graph=True`` so the loss trains the student
-    through the gradients of ``phi`` as well as through its features.
+    through the gradients of ``phi`` as well as through its features. ``student`` must come
+    from a forward whose samples are independent (eval mode, or training mode under
+    :func:`batch_statistics_held`; see :func:`student_saliency_forward`).
     """
-    maps_s = gradcam_maps(image_mean_depth(student.depth), student.xkd_features,
-                          create_graph=True)
+    maps_s = gradcam_maps(_SALIENCY_TARGET_SCALE * image_mean_depth(student.depth),
+                          student.xkd_features, create_graph=True)
     return xkd_loss(maps_s, teacher_maps)
+
+
+def student_saliency_forward(student: nn.Module, image: Tensor, radar: Tensor) -> StudentOutput:
+    """Forward the student for X-KD with per-sample gradients (batch statistics held)."""
+    with batch_statistics_held(student):
+        return student(image, radar)
 
 
 def teacher_saliency(teacher: TeacherOutput) -> list[Tensor]:
     """Teacher X-KD maps (no graph kept): needs a teacher output run with gradients enabled."""
-    maps = gradcam_maps(image_mean_depth(teacher.depth), teacher.xkd_features,
-                        create_graph=False)
+    maps = gradcam_maps(_SALIENCY_TARGET_SCALE * image_mean_depth(teacher.depth),
+                        teacher.xkd_features, create_graph=False)
     return [m.detach() for m in maps]
 
 
@@ -330,6 +381,7 @@ def student_loss(out: StudentOutput, batch: Mapping[str, Tensor],
                  teacher_out: TeacherOutput | None = None, scheme: str = 'none',
                  weights: LossWeights | None = None,
                  teacher_maps: Sequence[Tensor] | None = None,
+                 saliency_out: StudentOutput | None = None,
                  ) -> tuple[Tensor, dict[str, Tensor]]:
     """Student objective: ``w_depth L_depth + 0.001 smooth + KD(scheme) + NLL``.
 
@@ -337,7 +389,9 @@ def student_loss(out: StudentOutput, batch: Mapping[str, Tensor],
     - ``lircdepth``: image-feature, radar-feature, pair-wise similarity and inter-depth KD.
     - ``xdrcdepth``: ``0.5 X-KD + 0.5 D2-KD``; the teacher output must carry the graph from
       its ``xkd_features`` to its depth (:func:`teacher_forward` with ``saliency=True``), or
-      ``teacher_maps`` (from :func:`teacher_saliency`) must be given.
+      ``teacher_maps`` (from :func:`teacher_saliency`) must be given. The student's saliency
+      is taken from ``saliency_out`` (:func:`student_saliency_forward`) when given, else from
+      ``out`` (right only when ``out`` came from an eval-mode forward).
 
     ``L_depth`` is :func:`rectified_depth_loss`; NLL is :func:`laplace_nll` of ``log_scale``
     on ``M_s`` (target ``D_s``) and ``M_d`` (target ``D_d``), depth detached. Any student
@@ -374,7 +428,7 @@ def student_loss(out: StudentOutput, batch: Mapping[str, Tensor],
                  + w.kd_inter_depth * terms['kd_inter_depth'])
     elif scheme == 'xdrcdepth':
         maps_t = teacher_maps if teacher_maps is not None else teacher_saliency(teacher_out)
-        terms['xkd'] = xkd_term(out, maps_t)
+        terms['xkd'] = xkd_term(saliency_out if saliency_out is not None else out, maps_t)
         terms['d2kd'] = d2kd_loss(out.depth, teacher_out.depth, w.d2kd_bins,
                                   w.d2kd_temperature, w.max_depth)
         total = total + w.xkd * terms['xkd'] + w.d2kd * terms['d2kd']
@@ -397,7 +451,8 @@ def teacher_forward(teacher: nn.Module, image: Tensor, radar: Tensor,
         image_in = image.detach().requires_grad_(True)
         radar_in = radar.detach().requires_grad_(True)
         out = teacher(image_in, radar_in)
-        maps = gradcam_maps(image_mean_depth(out.depth), out.xkd_features, create_graph=False)
+        maps = gradcam_maps(_SALIENCY_TARGET_SCALE * image_mean_depth(out.depth),
+                            out.xkd_features, create_graph=False)
     detached = type(out)(*[_detach_nested(v) for v in out])
     return detached, [m.detach() for m in maps]
 

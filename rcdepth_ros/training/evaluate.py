@@ -123,6 +123,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     from ..data.dataset import PreparedDataset
     from ..inference import resolve_device
     from ..models.config import config_to_dict
+    from ..models.io import InputSpec, serving_scale
     from ..models.macs import config_macs
     from .checkpoint import load_any_model
 
@@ -136,6 +137,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     if camera_only is None:
         camera_only = bool(info.get('camera_only', False))
     dataset = PreparedDataset(data_root, split, 'eval', augment=False, dataroot=dataroot)
+    # Frames are resized to the focal length the model was trained at, as serving does.
+    native_fx = float(np.median([meta['K'][0][0] for meta in dataset.metas]))
+    dataset.scale = serving_scale(InputSpec(focal_length_px=info.get('focal_length_px')),
+                                  native_fx)
     indices = spaced_indices(len(dataset), max_samples)
     from ..quantize import backend_module
 
@@ -154,7 +159,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
                      for h, w in ((352, 704), (896, 1600), (int(height), int(width)))},
         },
         'data': {'root': Path(data_root).name, 'split': split, 'samples': len(dataset),
-                 'eval_size': [int(height), int(width)]},
+                 'eval_size': [int(height), int(width)], 'input_scale': dataset.scale},
         'protocol': 'SPEC 5: per-image metrics averaged over images; GT single-scan LiDAR; '
                     'valid GT in (1e-3, max]; predictions clamped to [1e-3, max]',
         'camera_only': camera_only, 'backend': backend, 'precision': precision,

@@ -85,6 +85,7 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, half: bool = Fals
         'step': info.get('step'),
         'profile': run.get('profile'),
         'camera_only': bool(info.get('camera_only', False)),
+        'focal_length_px': info.get('focal_length_px'),
         'best_val': best,
         'teacher': run_name(run.get('teacher', {}).get('checkpoint', '')),
     }

@@ -33,6 +33,7 @@ import torch
 from torch import Tensor, nn
 import torch.distributed as dist
 
+from ..errors import UserError
 from ..models.config import ModelConfig, build_model, config_arch
 from .checkpoint import (
     bare_model,
@@ -56,7 +57,7 @@ from .config import (
     config_from_dict,
     config_to_json,
 )
-from .distill import student_loss, teacher_forward, teacher_loss
+from .distill import student_loss, student_saliency_forward, teacher_forward, teacher_loss
 from .evaluate import evaluate_model, spaced_indices
 from .metrics import range_name
 
@@ -69,8 +70,8 @@ RESUMABLE_CHANGES = ('data.root', 'data.dataroot', 'data.workers', 'output_dir',
                      'schedule.log_every', 'teacher.checkpoint')
 
 
-class TrainingDiverged(ValueError):
-    """A loss term or the gradient became NaN or infinite."""
+class TrainingDiverged(UserError, ValueError):
+    """A loss term or the gradient became NaN or infinite (the user lowers the LR or clips)."""
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -277,12 +278,15 @@ class Trainer:
         data = self.config.data
         dataroot = data.dataroot or None
         self.train_set = PreparedDataset(data.root, data.train_split, 'train', tuple(data.crop),
-                                         self.config.seed, data.augment, dataroot)
+                                         self.config.seed, data.augment, dataroot, data.scale)
+        # The focal length the network learns at (median over the training images).
+        self.focal_length_px = data.scale * float(np.median(
+            [meta['K'][0][0] for meta in self.train_set.metas]))
         self.val_set = None
         self.val_indices: list[int] = []
         if data.val_split:
             self.val_set = PreparedDataset(data.root, data.val_split, 'eval', tuple(data.crop),
-                                           self.config.seed, False, dataroot)
+                                           self.config.seed, False, dataroot, data.scale)
             self.val_indices = spaced_indices(len(self.val_set), data.val_max_samples)
         from torch.utils.data.distributed import DistributedSampler
 
@@ -365,8 +369,14 @@ class Trainer:
             return teacher_loss(out, batch, self.config.loss)
         if teacher_out is not None:
             teacher_out = _float_output(teacher_out)
+        saliency_out = None
+        if self.config.scheme == 'xdrcdepth' and self.config.loss.xkd > 0:
+            # X-KD needs per-sample saliency: a second forward with batch statistics held.
+            with self._autocast():
+                saliency_out = student_saliency_forward(self.model, image, student_radar)
+            saliency_out = _float_output(saliency_out)
         return student_loss(out, batch, teacher_out, self.config.scheme, self.config.loss,
-                            teacher_maps=maps)
+                            teacher_maps=maps, saliency_out=saliency_out)
 
     def _check_finite(self, total: Tensor, terms: Mapping[str, Tensor]) -> None:
         bad = _first_bad_term({'total': total.detach(), **terms})
@@ -433,7 +443,8 @@ class Trainer:
                 'steps_per_epoch': self.steps_per_epoch, 'rng': rng_state(), 'best': self.best,
                 'world_size': self.ctx.world_size, 'lr': self._lr(),
                 'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else None,
-                'training_resolution': list(self.config.data.crop)}
+                'training_resolution': list(self.config.data.crop),
+                'focal_length_px': self.focal_length_px}
 
     def save(self, tag: str) -> None:
         """Write checkpoint ``tag`` (rank 0); ``last`` carries the optimiser state."""
