@@ -5,6 +5,9 @@ Layout (arrows point inward only):
 - ``geometry``, ``msgs``: the pure core (transforms, projection, rasterisation; message codecs).
 - ``errors``: the user-error family (bad input file, missing data, bad argument).
 - ``models`` and ``inference``: networks, configs, safetensors I/O, the DepthEstimator.
+- ``backends`` and ``quantize``: exported-graph runtimes (ONNX Runtime, OpenVINO), their
+  graph cache and INT8 quantisation with its accuracy gate; ``devcheck``: the training
+  steps of the GPU check (scripts/device_check.sh).
 - ``data``: synthetic world in nuScenes format, nuScenes preparation, datasets.
 - ``training``: losses, distillation, trainer, evaluation.
 - ``ros`` and ``bags``: the node (the only rclpy user) and the bag tools.
