@@ -125,7 +125,7 @@ def weights_digest(source: Any) -> str:
         for name, tensor in source.state_dict().items():
             tensor = tensor.detach().cpu().contiguous()
             digest.update(f'{name}|{tensor.dtype}|{tuple(tensor.shape)}|'.encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b'')
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
         config = getattr(source, 'config', None)
         if config is not None:
             from .models.onnx_export import config_to_json

@@ -205,3 +205,15 @@ def test_int8_next_to_weights_is_verified(student_weights, int8_graph, tmp_path)
     json_path.write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match='other weights'):
         DepthEstimator(str(base), device='cpu', backend='onnxruntime', precision='int8')
+
+
+def test_weights_digest_of_a_module_follows_its_tensors():
+    from rcdepth_ros.models import VARIANTS, build_model
+
+    torch.manual_seed(0)
+    model = build_model(VARIANTS['xdrcdepth']).eval()
+    digest = backends.weights_digest(model)  # 0-dim buffers (num_batches_tracked) included
+    assert backends.weights_digest(model) == digest
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] += 1.0
+    assert backends.weights_digest(model) != digest
