@@ -28,10 +28,32 @@ def test_tables_and_kd_gain(tmp_path, capsys):
     uncertainty = report.uncertainty_table(reports)
     assert 'teacher' not in uncertainty and '| xdrcdepth_kd | 0.500 |' in uncertainty
     assert report.kd_gains(reports) == [
-        '- xdrcdepth_kd vs xdrcdepth_nokd, MAE 0-50 m: -10.0 %',
-        '- xdrcdepth_kd vs xdrcdepth_nokd, MAE 0-80 m: -10.0 %']
+        '- xdrcdepth_kd (1 run(s)) vs xdrcdepth_nokd (1 run(s)), mean MAE 0-50 m: '
+        '3.600 vs 4.000, -10.0 %',
+        '- xdrcdepth_kd (1 run(s)) vs xdrcdepth_nokd (1 run(s)), mean MAE 0-80 m: '
+        '3.600 vs 4.000, -10.0 %']
     assert report.main([str(tmp_path)]) == 0
     assert '-10.0 %' in capsys.readouterr().out
+
+
+def test_seeds_are_averaged_before_the_kd_comparison(tmp_path):
+    for run, mae in (('xdrcdepth_nokd_s0', 4.0), ('xdrcdepth_nokd_s1', 5.0),
+                     ('xdrcdepth_kd_s0', 3.0), ('xdrcdepth_kd_s1', 4.2)):
+        _write(tmp_path, run, mae)
+    gains = report.kd_gains(report.load_reports(tmp_path))
+    # (3.0 + 4.2) / 2 = 3.6 against (4.0 + 5.0) / 2 = 4.5: -20 %.
+    assert gains[-1] == ('- xdrcdepth_kd (2 run(s)) vs xdrcdepth_nokd (2 run(s)), mean MAE '
+                         '0-80 m: 3.600 vs 4.500, -20.0 %')
+
+
+def test_learning_curves_png(tmp_path):
+    (tmp_path / 'a').mkdir()
+    lines = [{'step': s, 'val': {'0-80': {'mae': 10.0 / s}}} for s in (1, 2, 4)]
+    (tmp_path / 'a' / 'history.jsonl').write_text('\n'.join(json.dumps(x) for x in lines))
+    out = report.learning_curves(tmp_path, ['a', 'missing'], tmp_path / 'curves.png')
+    assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with pytest.raises(FileNotFoundError):
+        report.learning_curves(tmp_path, ['missing'], tmp_path / 'none.png')
 
 
 def test_missing_results_are_one_clear_error(tmp_path, capsys):

@@ -86,16 +86,19 @@ def _rasterize_triangles(points: np.ndarray, values: np.ndarray, triangles: np.n
     cols = lo[tri, 1] + local % span[tri, 1]
     wanted = fill[rows, cols]
     tri, rows, cols = tri[wanted], rows[wanted], cols[wanted]
-    a, b, c = a[tri], b[tri], c[tri]  # (P, 2)
+    # Barycentric coordinates as affine functions of (row, col), one set per triangle.
     det = (b[:, 0] - c[:, 0]) * (a[:, 1] - c[:, 1]) + (c[:, 1] - b[:, 1]) * (a[:, 0] - c[:, 0])
-    dr, dc = rows - c[:, 0], cols - c[:, 1]
-    l1 = ((b[:, 0] - c[:, 0]) * dc + (c[:, 1] - b[:, 1]) * dr) / det
-    l2 = ((c[:, 0] - a[:, 0]) * dc + (a[:, 1] - c[:, 1]) * dr) / det
+    coef = np.stack([(c[:, 1] - b[:, 1]) / det, (b[:, 0] - c[:, 0]) / det,
+                     (a[:, 1] - c[:, 1]) / det, (c[:, 0] - a[:, 0]) / det], 1)  # (T, 4)
+    dr, dc = rows - c[tri, 0], cols - c[tri, 1]  # (P,)
+    k = coef[tri]  # (P, 4)
+    l1 = k[:, 0] * dr + k[:, 1] * dc
+    l2 = k[:, 2] * dr + k[:, 3] * dc
     l3 = 1.0 - l1 - l2
     inside = (l1 >= -1e-9) & (l2 >= -1e-9) & (l3 >= -1e-9)
     corner = values[triangles[tri[inside]]]  # (p, 3)
-    blend = (np.stack([l1[inside], l2[inside], l3[inside]], 1) * corner).sum(1)
-    out[rows[inside], cols[inside]] = blend
+    out[rows[inside], cols[inside]] = (corner[:, 0] * l1[inside] + corner[:, 1] * l2[inside]
+                                       + corner[:, 2] * l3[inside])
 
 
 def interpolate_depth(sparse: np.ndarray, method: str = 'triangle') -> np.ndarray:

@@ -358,38 +358,49 @@ def accumulate_lidar(nusc, lidar_sd_token: str, cam_sd: dict, sweeps: int,
                 raise
             skipped.append(f'{sd["filename"]}: {exc}')
 
-    def displacement(sweep: _Sweep, instance: str) -> float:
-        if instance not in key.movable:
-            return np.inf
-        if instance not in sweep.movable:
-            return 0.0  # not annotated then: nothing of it to remove in that sweep
-        return float(np.linalg.norm(sweep.movable[instance][0] - key.movable[instance][0]))
+    def moved_instances(sweep: _Sweep) -> list[str]:
+        """Return the instances whose box then is off their keyframe box (or not annotated).
 
-    threshold = options.moving_threshold
-    moving_now = set()  # keyframe objects that move within the window
-    if options.remove_movable:
-        for _, sweep in loaded:
-            moving_now.update(i for i in key.movable
-                              if threshold <= 0 or displacement(sweep, i) > threshold)
-    blockers = [_box_to_frame(key.movable[i], T_cam_from_global) for i in sorted(moving_now)]
+        Their points in that sweep are where the object no longer is.
+        """
+        if options.moving_threshold <= 0:
+            return list(sweep.movable)
+        moved = []
+        for instance, box in sweep.movable.items():
+            now = key.movable.get(instance)
+            if now is None or np.linalg.norm(box[0] - now[0]) > options.moving_threshold:
+                moved.append(instance)
+        return moved
+
+    moved_by_sweep = {id(sweep): moved_instances(sweep) for _, sweep in loaded}
+    # Keyframe objects that move within the window hide what is behind them now.
+    moving_now = sorted({i for moved in moved_by_sweep.values() for i in moved
+                         if i in key.movable}) if options.remove_movable else []
+    blockers = [_box_to_frame(key.movable[i], T_cam_from_global) for i in moving_now]
 
     chunks, index = [], []
     for offset, sweep in loaded:
         T_cam_from_ego = T_cam_from_global @ sweep.T_global_from_ego
-        points = geometry.transform_points(T_cam_from_ego, sweep.points_ego)  # (N, 3)
+        # Depth first: about half of a 360-degree sweep is behind the camera.
+        ahead = sweep.points_ego @ T_cam_from_ego[2, :3] + T_cam_from_ego[2, 3] > options.min_depth
+        points = geometry.transform_points(T_cam_from_ego, sweep.points_ego[ahead])  # (n, 3)
         uv, depth = geometry.project_points(points, K)
         points = points[geometry.in_image_mask(uv, depth, height, width,
                                                min_depth=options.min_depth, border=1)]
         if options.remove_movable and offset != 0:
-            moved = [_box_to_frame(box, T_cam_from_global)
-                     for instance, box in sweep.movable.items()
-                     if threshold <= 0 or displacement(sweep, instance) > threshold]
-            keep = ~gt.points_in_boxes(points, moved, scale=options.box_scale)
-            keep &= ~gt.rays_blocked_by_boxes(points, blockers, scale=options.box_scale)
-            points = points[keep]
+            moved = [_box_to_frame(sweep.movable[i], T_cam_from_global)
+                     for i in moved_by_sweep[id(sweep)]]
+            points = points[~gt.points_in_boxes(points, moved, scale=options.box_scale)]
         chunks.append(points)
         index.append(np.full(len(points), offset, np.int32))
-    return Accumulated(np.concatenate(chunks, 0), np.concatenate(index, 0), skipped, blockers)
+    points, sweep_index = np.concatenate(chunks, 0), np.concatenate(index, 0)
+    if blockers:  # one pass over every other-sweep point
+        other = np.flatnonzero(sweep_index != 0)
+        hidden = gt.rays_blocked_by_boxes(points[other], blockers, scale=options.box_scale)
+        keep = np.ones(len(points), bool)
+        keep[other[hidden]] = False
+        points, sweep_index = points[keep], sweep_index[keep]
+    return Accumulated(points, sweep_index, skipped, blockers)
 
 
 def _radar_points_in_camera(nusc, sample: dict, cam_sd: dict,
