@@ -162,7 +162,7 @@ def build_random_models(variants: Sequence[str], seed: int = 0) -> dict[str, nn.
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise BadArgument(f'unknown variant(s) {", ".join(unknown)}; '
-                         f'known: {", ".join(sorted(VARIANTS))}')
+                          f'known: {", ".join(sorted(VARIANTS))}')
     models = {}
     for variant in variants:
         torch.manual_seed(seed)
@@ -197,7 +197,7 @@ def run_benchmark(models: Mapping[str, nn.Module], backends: Sequence[str] = ('t
         raise BadArgument(f'unknown or no mode(s) {unknown}; known: {", ".join(MODES)}')
     if runs < 1 or warmup < 0 or batch < 1:
         raise BadArgument(f'need runs >= 1, warmup >= 0, batch >= 1; got {runs}, {warmup}, '
-                         f'{batch}')
+                          f'{batch}')
     if not sizes:
         raise BadArgument('no sizes to benchmark')
     for height, width in sizes:

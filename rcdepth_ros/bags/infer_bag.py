@@ -67,7 +67,7 @@ def _image_topic(topics: dict[str, tuple[str, int]], camera: str) -> tuple[str, 
         if msgtype in (_IMAGE, _COMPRESSED):
             return topic, msgtype == _COMPRESSED
     raise MissingData(f'the bag has no image topic of camera {camera} (looked for '
-                     f'{", ".join(candidates)})')
+                      f'{", ".join(candidates)})')
 
 
 def _radar_topics(topics: dict[str, tuple[str, int]], radars: Sequence[str]) -> list[str]:
@@ -77,7 +77,7 @@ def _radar_topics(topics: dict[str, tuple[str, int]], radars: Sequence[str]) -> 
         msgtype = topics.get(topic, ('', 0))[0]
         if msgtype != _CLOUD:
             raise MissingData(f'the bag has no PointCloud2 topic {topic}' +
-                             (f' ({msgtype})' if msgtype else ''))
+                              (f' ({msgtype})' if msgtype else ''))
         out.append(topic)
     return out
 
@@ -229,7 +229,7 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
     calib, calib_source = _calibration(in_bag, topics, calibration)
     if calib is None and radar_topics:
         raise MissingData(f'no calibration for the radars: no {CALIBRATION_FILE} in the bag, '
-                         'no /tf_static; pass --calibration')
+                          'no /tf_static; pass --calibration')
     if topics.get('/odom', ('', 0))[0] == _ODOM:
         motion_topic = '/odom'
     elif topics.get('/tf', ('', 0))[0] == _TF:

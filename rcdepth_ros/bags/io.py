@@ -102,7 +102,7 @@ def open_writer(path: str | os.PathLike[str], overwrite: bool = False) -> Iterat
             raise BadArgument(f'{path} already exists (use --overwrite to replace it)')
         if not is_bag(path):
             raise BadArgument(f'{path} exists and is not a rosbag2 directory; refusing to '
-                             'replace it')
+                              'replace it')
     if not path.parent.is_dir():
         raise MissingData(f'output folder does not exist: {path.parent}')
     staging = path.with_name(path.name + '.partial')

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import geometry, msgs
+from ..errors import BadArgument, BadInputFile, MissingData
 from ..ros.extrinsics import Calibration, SensorCalibration, calibration_to_dict
 from . import io
 
@@ -137,7 +138,7 @@ def _image_format(data: bytes, path: Path) -> str:
         return 'jpeg'
     if data[:8] == b'\x89PNG\r\n\x1a\n':
         return 'png'
-    raise ValueError(f'{path} is neither JPEG nor PNG')
+    raise BadInputFile(f'{path} is neither JPEG nor PNG')
 
 
 def _cloud_message(arr: np.ndarray, stamp_ns: int, frame_id: str) -> Any:
@@ -150,8 +151,8 @@ def read_lidar_bin(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a nuScenes LiDAR ``.pcd.bin`` as a structured :data:`LIDAR_DTYPE` array ``(N,)``."""
     size = os.path.getsize(path)
     if size % LIDAR_DTYPE.itemsize:
-        raise ValueError(f'LiDAR file {path} has {size} bytes, not a multiple of '
-                         f'{LIDAR_DTYPE.itemsize} (truncated?)')
+        raise BadInputFile(f'LiDAR file {path} has {size} bytes, not a multiple of '
+                           f'{LIDAR_DTYPE.itemsize} (truncated?)')
     return np.fromfile(path, dtype=LIDAR_DTYPE)
 
 
@@ -246,7 +247,7 @@ def _scene_items(nusc: Any, records: list[dict], calibration: Calibration | None
         channel, modality = _channel(nusc, sd)
         path = dataroot / sd['filename']
         if not path.is_file():
-            raise FileNotFoundError(f'missing sensor file {path} (scene data incomplete?)')
+            raise MissingData(f'missing sensor file {path} (scene data incomplete?)')
         ref = {'filename': sd['filename'], 'channel': channel, 'modality': modality}
         if modality == 'camera':
             calib = nusc.get('calibrated_sensor', sd['calibrated_sensor_token'])
@@ -274,16 +275,16 @@ def _scene_items(nusc: Any, records: list[dict], calibration: Calibration | None
 
 def _load_nuscenes(dataroot: Path, version: str) -> Any:
     if not dataroot.is_dir():
-        raise FileNotFoundError(f'nuScenes dataroot not found: {dataroot}')
+        raise MissingData(f'nuScenes dataroot not found: {dataroot}')
     if not (dataroot / version).is_dir():
-        raise FileNotFoundError(f'no nuScenes tables {version!r} under {dataroot}')
+        raise MissingData(f'no nuScenes tables {version!r} under {dataroot}')
     from nuscenes.nuscenes import NuScenes
 
     try:
         return NuScenes(version=version, dataroot=str(dataroot), verbose=False)
     except (AssertionError, KeyError, OSError, ValueError) as exc:
-        raise ValueError(f'cannot load nuScenes {version} from {dataroot}: '
-                         f'{type(exc).__name__}: {exc}') from None
+        raise BadInputFile(f'cannot load nuScenes {version} from {dataroot}: '
+                           f'{type(exc).__name__}: {exc}') from None
 
 
 def _select_scenes(nusc: Any, names: Sequence[str] | None) -> list[dict]:
@@ -294,11 +295,11 @@ def _select_scenes(nusc: Any, names: Sequence[str] | None) -> list[dict]:
         unknown = [n for n in names if n not in by_name]
         if unknown:
             known = ', '.join(sorted(by_name)[:5]) + (', ...' if len(by_name) > 5 else '')
-            raise ValueError(f'unknown scene(s) {", ".join(unknown)}; the dataset has '
-                             f'{len(by_name)} scenes ({known})')
+            raise BadArgument(f'unknown scene(s) {", ".join(unknown)}; the dataset has '
+                              f'{len(by_name)} scenes ({known})')
         chosen = [by_name[n] for n in dict.fromkeys(names)]
     if not chosen:
-        raise ValueError('no scenes to convert')
+        raise BadArgument('no scenes to convert')
     return chosen
 
 
@@ -318,9 +319,9 @@ def convert(dataroot: str | os.PathLike[str], version: str, out: str | os.PathLi
 
     dataroot, out = Path(dataroot).expanduser(), Path(out).expanduser()
     if (out.exists() or out.is_symlink()) and not overwrite:
-        raise ValueError(f'{out} already exists (use --overwrite to replace it)')
+        raise BadArgument(f'{out} already exists (use --overwrite to replace it)')
     if not out.parent.is_dir():
-        raise FileNotFoundError(f'output folder does not exist: {out.parent}')
+        raise MissingData(f'output folder does not exist: {out.parent}')
     nusc = _load_nuscenes(dataroot, version)
     chosen = _select_scenes(nusc, scenes)
 
@@ -332,8 +333,8 @@ def convert(dataroot: str | os.PathLike[str], version: str, out: str | os.PathLi
     plans.sort(key=lambda p: p[1][0]['timestamp'])
     for (name_a, rec_a, _), (name_b, rec_b, _) in zip(plans, plans[1:]):
         if rec_b[0]['timestamp'] <= rec_a[-1]['timestamp']:
-            raise ValueError(f'scenes {name_a} and {name_b} overlap in time; convert them to '
-                             'separate bags')
+            raise BadArgument(f'scenes {name_a} and {name_b} overlap in time; convert them to '
+                              'separate bags')
 
     items: list[_Item] = []
     rigs: list[Calibration] = []

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise BadArgument(f'unknown precision(s) {", ".join(unknown)}; known: '
-                         f'{", ".join(PRECISIONS)}')
+                          f'{", ".join(PRECISIONS)}')
     modes = _names(args.modes)
     unknown = [m for m in modes if m not in MODES]
     if unknown:

@@ -108,11 +108,11 @@ def check_output(out: Path, overwrite: bool) -> None:
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
             raise BadArgument(f'--out {out} exists and is not empty (use --overwrite to replace '
-                             'the demo outputs in it)')
+                              'the demo outputs in it)')
         world = out / WORLD_DIR
         if world.exists() and not (world / 'sim.json').is_file() and any(world.iterdir()):
             raise BadArgument(f'{world} is not a synthetic world written by the demo; '
-                             'refusing to replace it')
+                              'refusing to replace it')
         shutil.rmtree(world, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 

@@ -62,11 +62,11 @@ def resolve_version(dataroot: str | Path, version: str | None) -> str:
     if version:
         if version not in found:
             raise MissingData(f'no {version} tables in {root} (found: '
-                                    f'{", ".join(found) or "none"})')
+                              f'{", ".join(found) or "none"})')
         return version
     if len(found) != 1:
         raise BadArgument(f'{root} holds {len(found)} table versions '
-                         f'({", ".join(found) or "none"}); choose one with --version')
+                          f'({", ".join(found) or "none"}); choose one with --version')
     return found[0]
 
 
