@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import BadInputFile, MissingData
+
 BACKENDS = ('torch', 'onnxruntime', 'openvino')
 PRECISIONS = ('fp32', 'fp16', 'int8')
 GRAPH_BACKENDS = ('onnxruntime', 'openvino')
@@ -136,7 +138,7 @@ def weights_digest(source: Any) -> str:
     for suffix in ('.safetensors', '.json'):
         path = base.with_name(base.name + suffix)
         if not path.is_file():
-            raise FileNotFoundError(f'model weights not found: {path}')
+            raise MissingData(f'model weights not found: {path}')
         digest.update(suffix.encode())
         digest.update(_sha256_file(path).encode())
     return digest.hexdigest()
@@ -326,7 +328,7 @@ class OnnxRuntimeRunner(GraphRunner):
             self.session = ort.InferenceSession(source, sess_options=options,
                                                 providers=providers)
         except Exception as exc:  # ORT raises its own exception types for corrupt files
-            raise ValueError(f'cannot load ONNX model: {exc}') from None
+            raise BadInputFile(f'cannot load ONNX model: {exc}') from None
         names = tuple(i.name for i in self.session.get_inputs())
         outputs = tuple(o.name for o in self.session.get_outputs())
         if names != ONNX_INPUTS or outputs[:2] != ONNX_OUTPUTS:
@@ -380,7 +382,7 @@ class OpenVinoRunner(GraphRunner):
             else:
                 self._model = self._core.read_model(str(source))
         except RuntimeError as exc:
-            raise ValueError(f'cannot load graph for OpenVINO: {exc}') from None
+            raise BadInputFile(f'cannot load graph for OpenVINO: {exc}') from None
         names = tuple(i.get_any_name() for i in self._model.inputs)
         outputs = tuple(o.get_any_name() for o in self._model.outputs)
         if names != ('image', 'radar') or outputs[:2] != ('depth', 'sigma'):
@@ -509,18 +511,19 @@ def load_int8_graph(weights_base: str | Path) -> tuple[bytes, dict]:
     """
     onnx_path, json_path = int8_paths(weights_base)
     if not onnx_path.is_file() or not json_path.is_file():
-        raise FileNotFoundError(f'no INT8 graph for {weights_base} ({onnx_path.name} + '
+        raise MissingData(f'no INT8 graph for {weights_base} ({onnx_path.name} + '
                                 f'{json_path.name}); make one with rcdepth quantize')
     try:
         manifest = json.loads(json_path.read_text())
         expected_weights, expected_graph = manifest['weights_sha256'], manifest['graph_sha256']
     except (OSError, ValueError, KeyError, TypeError):
-        raise ValueError(f'{json_path} is not an INT8 manifest; re-run rcdepth quantize') from None
+        raise BadInputFile(f'{json_path} is not an INT8 manifest; re-run rcdepth quantize'
+                           ) from None
     if expected_weights != weights_digest(weights_base):
-        raise ValueError(f'{onnx_path.name} was quantised from other weights; re-run rcdepth '
+        raise BadInputFile(f'{onnx_path.name} was quantised from other weights; re-run rcdepth '
                          'quantize')
     graph = onnx_path.read_bytes()
     if hashlib.sha256(graph).hexdigest() != expected_graph:
-        raise ValueError(f'{onnx_path} does not match its manifest (corrupt); re-run rcdepth '
+        raise BadInputFile(f'{onnx_path} does not match its manifest (corrupt); re-run rcdepth '
                          'quantize')
     return graph, manifest
