@@ -1,59 +1,123 @@
 #!/usr/bin/env bash
-# The synthetic benchmark of the README, sized for a 2-core CPU machine (about 1 h 25 min: 15 min
-# of data, 1 h 10 min of training; the `cpu` profile of rcdepth_ros/training/config.py).
+# The synthetic benchmark behind the README's results table, on a 2-core CPU machine: world,
+# preparation, the teacher, the students with and without KD, camera-only, test evaluation,
+# tables, learning curves and the demo weights (docs/TRAINING.md, "The CPU recipe").
 #
-#   bash scripts/synthetic_benchmark.sh [key=value ...]   # world -> prepare -> train x9 -> eval
+#   bash scripts/synthetic_benchmark.sh [PHASE ...]
 #
-# Two lanes of single-threaded runs share the two cores: the teacher beside the four students
-# that need no teacher, then the two distilled students side by side. Results land in
-# $RUNS/<run>/test_metrics.json and $RUNS/results.md. Arguments are extra training overrides
-# for every run; without any, the script reproduces the README table.
+# PHASE is any of data, phase1, phase2, report (default: all four, in order). Every stage is
+# skipped when finished (a DONE marker per run, prepare's own per-sample resume), and a
+# training run stopped half-way continues from its last checkpoint (every 25-50 steps, under
+# 10 minutes of work), so the script can be stopped at any time and started again, also in a
+# later session. Wall time on 2 cores (single-threaded lanes, see docs/TRAINING.md):
+#   data    world 96 x 12 s scenes (~35 min), preparation of 2,208 samples (~15 min)
+#   phase1  lane A: teacher (1000 steps) | lane B: XD-RCDepth no-KD seeds 0, 1, LiRCDepth
+#           no-KD, camera-only (1000 steps each)
+#   phase2  lane A: XD-RCDepth KD seed 0, then LiRCDepth KD | lane B: XD-RCDepth KD seed 1
+#   report  test evaluation of every run, tables, curves, unseen-world check, demo weights
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RC=${RC:-.venv/bin/rcdepth}
-DATA=${DATA:-data/synth}
-PREP=${PREP:-data/synth_prep20}
-RUNS=${RUNS:-runs/synth}
-OVERRIDES=("$@")
-mkdir -p "$RUNS"
-
-# 1. World: 12 scenes of 8 s (split 8/2/2 by splits.json), CAM_FRONT at 360 x 640, five radars.
-if [ ! -d "$DATA/v1.0-sim" ]; then
-  $RC sim --out "$DATA" --scenes 12 --seed 7 --duration 8 --cameras CAM_FRONT \
-      --camera-sweeps none --no-progress
+PY=${PY:-.venv/bin/python}
+DATA=${DATA:-data/synth_v2}
+PREP=${PREP:-data/synth_v2_prep}
+UNSEEN=${UNSEEN:-data/synth_unseen}
+RUNS=${RUNS:-runs/synth_v2}
+RESULTS=${RESULTS:-docs/benchmarks/synthetic}
+DEMO_OUT=${DEMO_OUT:-models/xdrcdepth_demo}
+# DRY_RUN=1: the same stages on a tiny world with the `tiny` profile (the test suite runs it).
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  SCENES=3 UNSEEN_SCENES=1 DURATION=2 IMAGE_SCALE=0.15 SWEEPS=4 PROFILE=tiny
+else
+  SCENES=96 UNSEEN_SCENES=4 DURATION=12 IMAGE_SCALE=0.4 SWEEPS=20 PROFILE=cpu
 fi
-# 2. Samples: +-20 LiDAR sweeps (+-1 s) for the accumulated GT instead of nuScenes' 80, and
-#    half of the training scenes' keyframes (shard 0 of 2), to fit the preparation in minutes.
-prep() { $RC prepare --dataroot "$DATA" --version v1.0-sim --out "$PREP" \
-             --accumulate-sweeps 20 --workers 2 --no-progress "$@"; }
-prep --split val
-prep --split test
-prep --split train --shard 0/2
+PHASES=("$@")
+[ ${#PHASES[@]} -gt 0 ] || PHASES=(data phase1 phase2 report)
+mkdir -p "$RUNS" "$RESULTS"
+export OMP_NUM_THREADS=1  # two single-threaded lanes share the two cores
 
-# 3. Training, one thread a run: train RUN CONFIG [key=value ...] -> $RUNS/RUN
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+world() {  # world OUT SEED SCENES
+  if [ ! -f "$1/splits.json" ]; then
+    rm -rf "$1"  # an interrupted world is rebuilt: the tables are written last
+    $RC sim --out "$1" --scenes "$3" --seed "$2" --duration "$DURATION" --cameras CAM_FRONT \
+        --camera-sweeps none --image-scale "$IMAGE_SCALE" --workers 2 --no-progress
+  fi
+}
+
+prepare() {  # prepare DATAROOT OUT SPLIT (resumable per sample)
+  $RC prepare --dataroot "$1" --version v1.0-sim --split "$3" --out "$2" \
+      --accumulate-sweeps "$SWEEPS" --workers 2 --no-progress
+}
+
+# train RUN CONFIG [key=value ...]: skipped when done; resumes from RUNS/RUN/last otherwise.
 train() {
   local run=$1 config=$2
   shift 2
-  OMP_NUM_THREADS=1 $RC train --config "config/train/$config.yaml" --profile cpu --no-progress \
-      data.root="$PREP" output_dir="$RUNS/$run" "$@" "${OVERRIDES[@]}" > "$RUNS/$run.log" 2>&1
+  if [ -f "$RUNS/$run/DONE" ]; then log "$run: done"; return 0; fi
+  log "$run: training (log: $RUNS/$run.log, progress: $RUNS/$run/train_log.jsonl)"
+  $RC train --config "config/train/$config.yaml" --profile "$PROFILE" --no-progress \
+      data.root="$PREP" output_dir="$RUNS/$run" name="$run" "$@" >> "$RUNS/$run.log" 2>&1
+  touch "$RUNS/$run/DONE"
+  log "$run: finished"
 }
-TEACHER=teacher.checkpoint="$RUNS/teacher/best"
-train teacher teacher &
-(train xdrcdepth_nokd xdrcdepth_nokd && train lircdepth_nokd lircdepth_nokd \
-    && train camera_only camera_only && train xdrcdepth_wide_nokd xdrcdepth_wide_nokd) &
-wait
-train xdrcdepth_kd xdrcdepth_kd "$TEACHER" &
-train lircdepth_kd lircdepth_kd "$TEACHER" &
-wait
-# Ablation of XD-RCDepth's two KD terms (same config, one weight set to zero).
-train xdrcdepth_kd_only_xkd xdrcdepth_kd "$TEACHER" loss.d2kd=0 &
-train xdrcdepth_kd_only_d2kd xdrcdepth_kd "$TEACHER" loss.xkd=0 &
-wait
 
-# 4. SPEC 5 evaluation on the test split (never used for selection), and the table.
-for run in teacher lircdepth_nokd lircdepth_kd xdrcdepth_nokd xdrcdepth_kd xdrcdepth_kd_only_xkd \
-    xdrcdepth_kd_only_d2kd xdrcdepth_wide_nokd camera_only; do
-  $RC eval --checkpoint "$RUNS/$run" --data "$PREP" --split test \
-      --json "$RUNS/$run/test_metrics.json" > "$RUNS/$run/test_metrics.txt"
+TEACHER=teacher.checkpoint="$RUNS/teacher/best"
+
+for phase in "${PHASES[@]}"; do
+  case $phase in
+    data)
+      log "world and preparation"
+      world "$DATA" 2026 "$SCENES"
+      for split in val test train; do prepare "$DATA" "$PREP" "$split"; done
+      ;;
+    phase1)
+      train teacher teacher &
+      (train xdrcdepth_nokd_s0 xdrcdepth_nokd seed=0 \
+        && train xdrcdepth_nokd_s1 xdrcdepth_nokd seed=1 \
+        && train lircdepth_nokd lircdepth_nokd \
+        && train camera_only camera_only) &
+      wait
+      ;;
+    phase2)
+      [ -f "$RUNS/teacher/DONE" ] || { echo "phase2 needs the teacher: run phase1" >&2; exit 1; }
+      (train xdrcdepth_kd_s0 xdrcdepth_kd "$TEACHER" seed=0 \
+        && train lircdepth_kd lircdepth_kd "$TEACHER") &
+      train xdrcdepth_kd_s1 xdrcdepth_kd "$TEACHER" seed=1 &
+      wait
+      ;;
+    report)
+      runs=(teacher xdrcdepth_nokd_s0 xdrcdepth_nokd_s1 xdrcdepth_kd_s0 xdrcdepth_kd_s1
+            lircdepth_nokd lircdepth_kd camera_only)
+      for run in "${runs[@]}"; do
+        [ -f "$RUNS/$run/DONE" ] || { echo "report: $run is not trained yet" >&2; exit 1; }
+        if [ ! -f "$RUNS/$run/test_metrics.json" ]; then
+          log "$run: test evaluation"
+          $RC eval --checkpoint "$RUNS/$run" --data "$PREP" --split test \
+              --json "$RUNS/$run/test_metrics.json" > "$RUNS/$run/test_metrics.txt"
+        fi
+        cp "$RUNS/$run/test_metrics.json" "$RESULTS/$run.json"
+        cp "$RUNS/$run/history.jsonl" "$RESULTS/$run.history.jsonl"
+      done
+      { echo "Made by \`bash scripts/synthetic_benchmark.sh\` (profile $PROFILE, test split," \
+             "0-80 m against single-scan LiDAR, checkpoints chosen on val), $(date -u +%F)."
+        echo
+        $PY -m rcdepth_ros.training.report "$RUNS" --runs "${runs[@]}" \
+            --curves "$RESULTS/learning_curves.png"; } | tee "$RESULTS/results.md"
+      # The demo weights: the distilled XD-RCDepth seed with the better val MAE (never test).
+      best=$($PY -c "import json, sys; runs = sys.argv[1:]; print(min(runs, key=lambda r: \
+json.load(open(f'$RUNS/{r}/best.json'))['best']['value']))" xdrcdepth_kd_s0 xdrcdepth_kd_s1)
+      log "demo weights from $best"
+      $RC export --checkpoint "$RUNS/$best" --out "$DEMO_OUT" --fp16 --card \
+          --metrics "$RUNS/$best/test_metrics.json"
+      # A world the weights never saw (another seed): the shipped weights on all its scenes.
+      world "$UNSEEN" 4242 "$UNSEEN_SCENES"
+      prepare "$UNSEEN" "${UNSEEN}_prep" train
+      $RC eval --checkpoint "$DEMO_OUT" --data "${UNSEEN}_prep" --split train \
+          --json "$RESULTS/demo_weights_unseen_world.json" | tee "$RESULTS/demo_weights_unseen_world.txt"
+      ;;
+    *) echo "unknown phase $phase (data, phase1, phase2, report)" >&2; exit 2 ;;
+  esac
 done
-.venv/bin/python -m rcdepth_ros.training.report "$RUNS" | tee "$RUNS/results.md"
+log "done: ${PHASES[*]}"

@@ -77,11 +77,18 @@ class TrainingDiverged(UserError, ValueError):
 # ----------------------------------------------------------------------------- pieces
 
 def poly_lr(step: int, total_steps: int, base_lr: float, power: float = 0.9,
-            end_factor: float = 0.1) -> float:
-    """``(lr - end) (1 - step / total)^power + end`` with ``end = end_factor lr`` (BTS/CaFNet)."""
+            end_factor: float = 0.1, warmup_steps: int = 0) -> float:
+    """``(lr - end) (1 - step / total)^power + end`` with ``end = end_factor lr`` (BTS/CaFNet).
+
+    With ``warmup_steps`` > 0 the rate is multiplied by ``(step + 1) / warmup_steps`` until
+    then (a linear warm-up; the references use none).
+    """
     end = base_lr * end_factor
     progress = min(max(step, 0), total_steps) / max(total_steps, 1)
-    return (base_lr - end) * (1.0 - progress) ** power + end
+    lr = (base_lr - end) * (1.0 - progress) ** power + end
+    if warmup_steps > 0 and step < warmup_steps:
+        lr *= (max(step, 0) + 1) / warmup_steps
+    return lr
 
 
 def is_encoder_parameter(name: str) -> bool:
@@ -397,7 +404,8 @@ class Trainer:
 
     def _lr(self) -> float:
         o = self.config.optim
-        return poly_lr(self.step, self.total_steps, o.lr, o.lr_power, o.end_lr_factor)
+        return poly_lr(self.step, self.total_steps, o.lr, o.lr_power, o.end_lr_factor,
+                       o.warmup_steps)
 
     def train_step(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
         """One optimiser step; returns the logged scalars."""
@@ -514,6 +522,7 @@ class Trainer:
                    and ctx.is_main), desc=self.config.name, unit='step', dynamic_ncols=True)
         last_val = None
         started = time.monotonic()
+        logged_at, logged_step = started, self.step
         try:
             while self.step < self.total_steps:
                 epoch, skip = divmod(self.step, self.steps_per_epoch)
@@ -524,6 +533,17 @@ class Trainer:
                             self.step == self.total_steps:
                         bar.set_postfix(loss=f'{scalars["loss"]:.4f}', lr=f'{scalars["lr"]:.2e}')
                         self._log(writer, scalars, 'train')
+                        if ctx.is_main:
+                            # Plain-text progress for runs in the background (wall seconds
+                            # since this process started training, per-step seconds).
+                            now = time.monotonic()
+                            steps = self.step - logged_step
+                            line = {'step': self.step, 'seconds': round(now - started, 1),
+                                    'seconds_per_step': round((now - logged_at) / steps, 3),
+                                    **{k: round(v, 6) for k, v in scalars.items()}}
+                            with open(self.out / 'train_log.jsonl', 'a') as log:
+                                log.write(json.dumps(line) + '\n')
+                            logged_at, logged_step = now, self.step
                     final = self.step == self.total_steps
                     if self.step % self.val_every == 0 or final:
                         if ctx.is_main:

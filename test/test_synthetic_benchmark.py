@@ -1,0 +1,48 @@
+"""The synthetic benchmark script end to end on a tiny world (DRY_RUN=1), and its resume."""
+
+import json
+import os
+from pathlib import Path
+import subprocess
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ('teacher', 'xdrcdepth_nokd_s0', 'xdrcdepth_nokd_s1', 'xdrcdepth_kd_s0', 'xdrcdepth_kd_s1',
+        'lircdepth_nokd', 'lircdepth_kd', 'camera_only')
+
+
+def _run(tmp_path: Path, *phases: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DRY_RUN='1', DATA=str(tmp_path / 'world'),
+               PREP=str(tmp_path / 'prep'), UNSEEN=str(tmp_path / 'unseen'),
+               RUNS=str(tmp_path / 'runs'), RESULTS=str(tmp_path / 'results'),
+               DEMO_OUT=str(tmp_path / 'demo' / 'xd'),
+               RC=str(ROOT / '.venv' / 'bin' / 'rcdepth'),
+               PY=str(ROOT / '.venv' / 'bin' / 'python'))
+    return subprocess.run(['bash', str(ROOT / 'scripts' / 'synthetic_benchmark.sh'), *phases],
+                          env=env, capture_output=True, text=True, timeout=1200)
+
+
+@pytest.mark.timeout(1300)
+def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
+    done = _run(tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = tmp_path / 'results'
+    table = (results / 'results.md').read_text()
+    for run in RUNS:
+        assert f'| {run} |' in table
+        report = json.loads((results / f'{run}.json').read_text())
+        assert report['data']['split'] == 'test'
+        assert (tmp_path / 'runs' / run / 'DONE').is_file()
+    assert 'xdrcdepth_kd (2 run(s)) vs xdrcdepth_nokd (2 run(s))' in table
+    assert (results / 'learning_curves.png').read_bytes()[:4] == b'\x89PNG'
+    description = json.loads((tmp_path / 'demo' / 'xd.json').read_text())
+    assert description['variant'] == 'xdrcdepth' and description['dtype'] == 'float16'
+    assert description['metadata']['scheme'] == 'xdrcdepth'
+    unseen = json.loads((results / 'demo_weights_unseen_world.json').read_text())
+    assert unseen['ranges']['0-80']['images'] > 0
+    # Finished stages are skipped on a second run; only the report is rebuilt.
+    again = _run(tmp_path, 'phase1', 'phase2')
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(': done') == len(RUNS)
+    assert 'training' not in again.stdout
