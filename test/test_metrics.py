@@ -98,7 +98,23 @@ def test_ause_zero_for_perfect_ranking_and_positive_otherwise():
     worst = sparsification(pred, gt, -err, 'rmse')  # ranks errors backwards
     rand = sparsification(pred, gt, np.random.default_rng(1).random(gt.shape), 'rmse')
     assert worst.ause > rand.ause > 0
-    assert len(rmse.fractions) == 20 and rmse.fractions[0] == 0.0
+    assert len(rmse.fractions) == 51 and rmse.fractions[0] == 0.0 and rmse.fractions[-1] == 1.0
+
+
+def test_constant_sigma_is_uninformative_whatever_the_pixel_order():
+    """Ties are removed in random order (in expectation): a constant sigma removes nothing in
+    particular, so its curve stays at the full-image metric. Oracle: the metric of the whole
+    image, reached analytically (every remaining subset has the same expected mean)."""
+    pred, gt = _noisy(3, shape=(30, 40))
+    # Make the far rows (the top of an image, removed first in raster order) the worst ones.
+    pred[:5] += 10.0
+    constant = sparsification(pred, gt, np.ones_like(gt), 'rmse')
+    full = depth_metrics(pred, gt)['rmse']
+    np.testing.assert_allclose(constant.curve[:-1], full, rtol=1e-9)
+    rand = sparsification(pred, gt, np.random.default_rng(1).random(gt.shape), 'rmse')
+    # Uninformative either way: constant and random sigma score alike (before the fix the
+    # constant one scored 3x better than random by removing the bad top rows first).
+    assert constant.ause == pytest.approx(rand.ause, rel=0.15)
 
 
 def test_calibration_known_answer():

@@ -20,7 +20,13 @@ import torch
 from torch import nn
 
 from ..models.onnx_export import depth_and_sigma
-from .metrics import DEPTH_METRICS, EVAL_RANGES, UNCERTAINTY_METRICS, MetricAccumulator
+from .metrics import (
+    AUSE_STEPS,
+    DEPTH_METRICS,
+    EVAL_RANGES,
+    UNCERTAINTY_METRICS,
+    MetricAccumulator,
+)
 
 TABLE_METRICS = ('mae', 'rmse', 'abs_rel', 'sq_rel', 'rmse_log', 'log10', 'silog', 'd1', 'd2',
                  'd3', 'ause_rmse', 'ause_abs_rel', 'calib_1sigma', 'calib_2sigma')
@@ -37,7 +43,7 @@ def spaced_indices(total: int, count: int) -> list[int]:
 def evaluate_model(model: nn.Module, dataset: Any, device: str | torch.device = 'cpu',
                    ranges: Sequence[float] = EVAL_RANGES, camera_only: bool = False,
                    indices: Sequence[int] | None = None, progress: bool = False,
-                   sparsification_steps: int = 20) -> dict[str, Any]:
+                   sparsification_steps: int = AUSE_STEPS) -> dict[str, Any]:
     """Evaluate ``model`` on eval-mode ``dataset`` items; returns the result dict.
 
     Result: ``{'images': n, 'ranges': {'0-80': {metric: value | None, 'images': n,

@@ -16,6 +16,7 @@ import numpy as np
 
 MIN_DEPTH = 1e-3
 EVAL_RANGES = (50.0, 70.0, 80.0)
+AUSE_STEPS = 50  # sparsification steps (Poggi et al. 2020), plus the end point
 """Maximum depths (m) of the evaluation ranges 0-50, 0-70 and 0-80 m."""
 
 DEPTH_METRICS = ('mae', 'rmse', 'mae_mm', 'rmse_mm', 'abs_rel', 'sq_rel', 'rmse_log',
@@ -114,10 +115,23 @@ def _pixel_errors(pred: np.ndarray, gt: np.ndarray, metric: str) -> np.ndarray:
 
 
 def _remaining_metric(values: np.ndarray, order: np.ndarray, fractions: np.ndarray,
-                      metric: str) -> np.ndarray:
-    """Metric over the pixels left after removing the first ``fraction`` of ``order``."""
+                      metric: str, keys: np.ndarray | None = None) -> np.ndarray:
+    """Metric over the pixels left after removing the first ``fraction`` of ``order``.
+
+    ``keys`` (the sort keys of ``order``, e.g. sigma) make pixels with equal keys removed in a
+    random order, in expectation: inside a run of ties every value is replaced by the run's
+    mean, which is exactly the expected remaining sum whichever part of the run is removed.
+    Without this, ties fall back to raster order (a constant sigma would remove the image's
+    top rows first and score as informative).
+    """
     n = values.size
     ranked = values[order]
+    if keys is not None and n:
+        ranked_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, ranked_keys[1:] != ranked_keys[:-1]])  # (G,)
+        sums = np.add.reduceat(ranked, starts)
+        sizes = np.diff(np.r_[starts, n])
+        ranked = np.repeat(sums / sizes, sizes)
     # suffix[k] = sum of ranked[k:], so the mean of what remains after removing k pixels.
     suffix = np.concatenate([np.cumsum(ranked[::-1])[::-1], [0.0]])
     removed = np.minimum(np.floor(fractions * n).astype(np.int64), n - 1)
@@ -147,20 +161,22 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
 
 
 def sparsification(pred, gt, sigma, metric: str = 'rmse', max_depth: float = 80.0,
-                   num_steps: int = 20) -> Sparsification:
+                   num_steps: int = AUSE_STEPS) -> Sparsification:
     """Sparsification curve and AUSE of an uncertainty map for one image.
 
     Pixels (valid GT, clamped prediction) are removed most uncertain first (descending
-    ``sigma``) in fractions ``0, 1/num_steps, ..., (num_steps - 1)/num_steps``; the oracle
-    removes them by descending true error. ``AUSE = trapz(curve - oracle, fractions)``,
-    unnormalised (metres for RMSE), >= 0 up to ties. ``metric`` in {'rmse', 'abs_rel', 'mae'}.
+    ``sigma``; equal sigmas in random order, in expectation) in fractions ``0, 1/num_steps,
+    ..., 1`` (Poggi et al. 2020: 50 steps plus the end point, where the last pixel remains);
+    the oracle removes them by descending true error. ``AUSE = trapz(curve - oracle,
+    fractions)``, unnormalised (metres for RMSE), >= 0. ``metric`` in {'rmse', 'abs_rel',
+    'mae'}.
     """
     if num_steps < 2:
         raise ValueError(f'num_steps must be >= 2, got {num_steps}')
     p, g, s = _with_sigma(pred, gt, sigma, max_depth)
     values = _pixel_errors(p, g, metric)
-    fractions = np.arange(num_steps, dtype=np.float64) / num_steps
-    curve = _remaining_metric(values, np.argsort(-s, kind='stable'), fractions, metric)
+    fractions = np.arange(num_steps + 1, dtype=np.float64) / num_steps
+    curve = _remaining_metric(values, np.argsort(-s, kind='stable'), fractions, metric, keys=s)
     oracle = _remaining_metric(values, np.argsort(-values, kind='stable'), fractions, metric)
     return Sparsification(fractions, curve, oracle, _trapezoid(curve - oracle, fractions))
 
@@ -168,7 +184,9 @@ def sparsification(pred, gt, sigma, metric: str = 'rmse', max_depth: float = 80.
 def calibration(pred, gt, sigma, max_depth: float = 80.0) -> dict[str, float]:
     """Fractions of valid pixels with ``|err| <= sigma`` and ``<= 2 sigma``.
 
-    A well-calibrated Gaussian-like error gives about 0.68 and 0.95.
+    Targets: our sigma is ``sqrt(2) b`` of a Laplace with scale ``b``, and a perfectly
+    calibrated Laplace error gives ``1 - exp(-sqrt(2)) = 0.757`` within 1 sigma and
+    ``1 - exp(-2 sqrt(2)) = 0.941`` within 2 sigma (a Gaussian: 0.683 and 0.954).
     """
     p, g, s = _with_sigma(pred, gt, sigma, max_depth)
     err = np.abs(p - g)
@@ -176,7 +194,7 @@ def calibration(pred, gt, sigma, max_depth: float = 80.0) -> dict[str, float]:
 
 
 def uncertainty_metrics(pred, gt, sigma, max_depth: float = 80.0,
-                        num_steps: int = 20) -> dict[str, float]:
+                        num_steps: int = AUSE_STEPS) -> dict[str, float]:
     """AUSE-RMSE, AUSE-AbsRel and calibration of one image, keys :data:`UNCERTAINTY_METRICS`."""
     result = {
         'ause_rmse': sparsification(pred, gt, sigma, 'rmse', max_depth, num_steps).ause,
@@ -204,7 +222,7 @@ def _batch_images(x) -> list[np.ndarray]:
 
 
 def evaluate_image(pred, gt, sigma=None, ranges: Sequence[float] = EVAL_RANGES,
-                   num_steps: int = 20) -> dict[str, dict[str, float]]:
+                   num_steps: int = AUSE_STEPS) -> dict[str, dict[str, float]]:
     """All metrics of one image per range: ``{'0-80': {'mae': ..., ...}, ...}``.
 
     A range without valid GT is left out of the result.
@@ -221,7 +239,7 @@ def evaluate_image(pred, gt, sigma=None, ranges: Sequence[float] = EVAL_RANGES,
 
 
 def evaluate_batch(pred, gt, sigma=None, ranges: Sequence[float] = EVAL_RANGES,
-                   num_steps: int = 20) -> list[dict[str, dict[str, float]]]:
+                   num_steps: int = AUSE_STEPS) -> list[dict[str, dict[str, float]]]:
     """:func:`evaluate_image` for each image of a batch ``(B, H, W)`` or ``(B, 1, H, W)``."""
     preds, gts = _batch_images(pred), _batch_images(gt)
     sigmas = _batch_images(sigma) if sigma is not None else [None] * len(preds)
@@ -238,7 +256,7 @@ class MetricAccumulator:
     distributed workers can all-reduce them and :meth:`merge` combines accumulators.
     """
 
-    def __init__(self, ranges: Sequence[float] = EVAL_RANGES, num_steps: int = 20) -> None:
+    def __init__(self, ranges: Sequence[float] = EVAL_RANGES, num_steps: int = AUSE_STEPS) -> None:
         self.ranges = tuple(float(r) for r in ranges)
         self.num_steps = num_steps
         self.sums: dict[str, dict[str, float]] = {range_name(r): {} for r in self.ranges}
