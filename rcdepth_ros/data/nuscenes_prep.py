@@ -259,6 +259,8 @@ class _Sweep:
     # Movable-class boxes at the sweep time (devkit interpolation), global frame:
     # instance token -> (center (3,), R (3, 3), wlh (3,)).
     movable: dict
+    # instance token -> indices into points_ego inside its box (inflated by box_scale).
+    inside: dict
 
 
 class _SweepCache:
@@ -266,13 +268,13 @@ class _SweepCache:
 
     def __init__(self, capacity: int = 96) -> None:
         self.capacity = capacity
-        self._items: dict[tuple[str, str], _Sweep] = {}
+        self._items: dict[tuple[str, str, float], _Sweep] = {}
 
-    def get(self, nusc, sd: dict) -> _Sweep:
-        key = (str(nusc.dataroot), sd['token'])
+    def get(self, nusc, sd: dict, box_scale: float) -> _Sweep:
+        key = (str(nusc.dataroot), sd['token'], float(box_scale))
         item = self._items.pop(key, None)
         if item is None:
-            item = _load_sweep(nusc, sd)
+            item = _load_sweep(nusc, sd, box_scale)
         self._items[key] = item  # most recently used last
         while len(self._items) > self.capacity:
             self._items.pop(next(iter(self._items)))
@@ -282,7 +284,7 @@ class _SweepCache:
 _SWEEPS = _SweepCache()
 
 
-def _load_sweep(nusc, sd: dict) -> _Sweep:
+def _load_sweep(nusc, sd: dict, box_scale: float) -> _Sweep:
     points = load_lidar_points(Path(nusc.dataroot) / sd['filename'])  # (N, 3)
     calib, pose = _pose_chain(nusc, sd)
     T_ego_from_lidar = geometry.record_transform(calib)
@@ -295,8 +297,23 @@ def _load_sweep(nusc, sd: dict) -> _Sweep:
         instance = nusc.get('sample_annotation', box.token)['instance_token']
         movable[instance] = (np.asarray(box.center, np.float64), box.rotation_matrix,
                              np.asarray(box.wlh, np.float64))
-    return _Sweep(points_ego[keep], geometry.record_transform(pose), T_ego_from_lidar,
-                  int(sd['timestamp']), movable)
+    points_ego = points_ego[keep]
+    points_ego = points_ego[np.argsort(points_ego[:, 0], kind='stable')]  # by x, for lookups
+    T_global_from_ego = geometry.record_transform(pose)
+    T_ego_from_global = geometry.invert_transform(T_global_from_ego)
+    # Which points each object's box holds does not depend on the keyframe: computed once,
+    # on the slice of points whose x is within the box's bounding sphere.
+    inside = {}
+    for instance, box in movable.items():
+        center, rotation, wlh = _box_to_frame(box, T_ego_from_global)
+        radius = 0.5 * box_scale * float(np.linalg.norm(wlh))
+        lo, hi = np.searchsorted(points_ego[:, 0], [center[0] - radius, center[0] + radius])
+        hits = gt.points_in_boxes(points_ego[lo:hi], [(center, rotation, wlh)],
+                                  scale=box_scale)
+        if hits.any():
+            inside[instance] = lo + np.flatnonzero(hits)
+    return _Sweep(points_ego, T_global_from_ego, T_ego_from_lidar, int(sd['timestamp']),
+                  movable, inside)
 
 
 def _box_to_frame(box: tuple, T_frame_from_global: np.ndarray) -> tuple:
@@ -339,7 +356,7 @@ def accumulate_lidar(nusc, lidar_sd_token: str, cam_sd: dict, sweeps: int,
                                                   @ geometry.record_transform(cam_calib))
     chain = _sweep_chain(nusc, lidar_sd_token, sweeps, sweeps)
     key_pos = next(i for i, sd in enumerate(chain) if sd['token'] == lidar_sd_token)
-    key = _SWEEPS.get(nusc, chain[key_pos])
+    key = _SWEEPS.get(nusc, chain[key_pos], options.box_scale)
     if options.remove_movable:
         scene = nusc.get('scene', nusc.get('sample', chain[key_pos]['sample_token'])
                          ['scene_token'])
@@ -352,7 +369,7 @@ def accumulate_lidar(nusc, lidar_sd_token: str, cam_sd: dict, sweeps: int,
     loaded, skipped = [], []
     for pos, sd in enumerate(chain):
         try:
-            loaded.append((pos - key_pos, _SWEEPS.get(nusc, sd)))
+            loaded.append((pos - key_pos, _SWEEPS.get(nusc, sd, options.box_scale)))
         except SAMPLE_ERRORS as exc:
             if pos == key_pos:
                 raise
@@ -382,15 +399,14 @@ def accumulate_lidar(nusc, lidar_sd_token: str, cam_sd: dict, sweeps: int,
     for offset, sweep in loaded:
         T_cam_from_ego = T_cam_from_global @ sweep.T_global_from_ego
         # Depth first: about half of a 360-degree sweep is behind the camera.
-        ahead = sweep.points_ego @ T_cam_from_ego[2, :3] + T_cam_from_ego[2, 3] > options.min_depth
-        points = geometry.transform_points(T_cam_from_ego, sweep.points_ego[ahead])  # (n, 3)
+        keep = sweep.points_ego @ T_cam_from_ego[2, :3] + T_cam_from_ego[2, 3] > options.min_depth
+        if options.remove_movable and offset != 0:
+            for instance in moved_by_sweep[id(sweep)]:  # the object was elsewhere then
+                keep[sweep.inside.get(instance, [])] = False
+        points = geometry.transform_points(T_cam_from_ego, sweep.points_ego[keep])  # (n, 3)
         uv, depth = geometry.project_points(points, K)
         points = points[geometry.in_image_mask(uv, depth, height, width,
                                                min_depth=options.min_depth, border=1)]
-        if options.remove_movable and offset != 0:
-            moved = [_box_to_frame(sweep.movable[i], T_cam_from_global)
-                     for i in moved_by_sweep[id(sweep)]]
-            points = points[~gt.points_in_boxes(points, moved, scale=options.box_scale)]
         chunks.append(points)
         index.append(np.full(len(points), offset, np.int32))
     points, sweep_index = np.concatenate(chunks, 0), np.concatenate(index, 0)
