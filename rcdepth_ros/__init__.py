@@ -2,7 +2,9 @@
 
 Layout (arrows point inward only):
 
-- ``geometry``, ``msgs``: the pure core (transforms, projection, rasterisation; message codecs).
+- ``geometry``, ``msgs``: the pure core (transforms, projection, rasterisation; message codecs);
+  ``sweeps``: the radar sweep-selection rule; ``rescale``: frames resized to the focal length a
+  network was trained at (training data and serving alike).
 - ``errors``: the user-error family (bad input file, missing data, bad argument).
 - ``models`` and ``inference``: networks, configs, safetensors I/O, the DepthEstimator.
 - ``backends`` and ``quantize``: exported-graph runtimes (ONNX Runtime, OpenVINO), their

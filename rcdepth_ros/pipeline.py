@@ -15,8 +15,7 @@ import numpy as np
 
 from . import geometry
 from .codec import BadInput
-from .models.io import serving_scale
-from .preprocess import downscale_image, downscale_sparse
+from .rescale import downscale_image, downscale_sparse, serving_scale
 
 if TYPE_CHECKING:  # the pipeline itself needs no torch
     from .inference import Estimator
@@ -96,12 +95,12 @@ class FramePipeline:
         """Infer depth and sigma for one frame.
 
         A frame whose focal length is longer than the one the network was trained at is
-        resized down to it first (:func:`.models.io.serving_scale`, with the functions the
+        resized down to it first (:func:`.rescale.serving_scale`, with the functions the
         training data goes through), and depth and sigma come back bilinearly at frame size.
         """
         start = time.perf_counter()
         radar = self.radar_image(frame)  # (4, H, W)
-        scale = serving_scale(self.estimator.input, float(frame.K[0, 0]))
+        scale = serving_scale(self.estimator.input.focal_length_px, float(frame.K[0, 0]))
         image_in, radar_in, K_in = frame.image_rgb, radar, frame.K
         if scale < 1:
             image_in = downscale_image(frame.image_rgb, scale)  # (h, w, 3)

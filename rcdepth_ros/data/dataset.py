@@ -35,13 +35,8 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import geometry
-from ..preprocess import (
-    downscale_image,
-    downscale_mask,
-    downscale_sparse,
-    image_to_tensor,
-    radar_to_tensor,
-)
+from ..preprocess import image_to_tensor, radar_to_tensor
+from ..rescale import downscale_image, downscale_mask, downscale_sparse
 from .storage import (
     list_samples,
     radar_points_to_image,
@@ -129,7 +124,7 @@ class PreparedDataset(Dataset):
         At ``scale`` < 1 the image is area-averaged, the radar image and the LiDAR depths move
         each measured pixel to the pixel containing its centre (nearest wins, as when they were
         rasterised), the confidence target is OR-ed and ``K`` is scaled to match
-        (:mod:`rcdepth_ros.preprocess`, the functions serving uses too).
+        (:mod:`rcdepth_ros.rescale`, the functions serving uses too).
         """
         full = self._load_native(index)
         if self.scale == 1:

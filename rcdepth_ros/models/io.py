@@ -30,7 +30,6 @@ from pathlib import Path
 import re
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -185,7 +184,8 @@ class InputSpec:
     - size_multiple: inputs are padded to a multiple of this.
     - focal_length_px: the focal length (pixels) of the training images; frames with a longer
       one are resized down to it before the network (:func:`serving_scale`). None (files
-      before it existed): frames are served at their own size.
+      before it existed): frames are served at their own size
+      (:func:`rcdepth_ros.rescale.serving_scale`).
     """
 
     camera_only: bool = False
@@ -193,18 +193,6 @@ class InputSpec:
     training_resolution: tuple[int, int] = DEFAULT_TRAINING_RESOLUTION
     size_multiple: int = SIZE_MULTIPLE
     focal_length_px: float | None = None
-
-
-def serving_scale(spec: InputSpec, fx: float) -> float:
-    """Resize factor for a frame with focal length ``fx`` (pixels): the model's focal / ``fx``.
-
-    The networks learn metric depth from apparent sizes, which depend on the focal length, so a
-    frame is resized to the focal length the network was trained at. Frames whose focal length
-    is already at or below it are served as they are (1.0: never enlarged).
-    """
-    if spec.focal_length_px is None or not np.isfinite(fx) or fx <= 0:
-        return 1.0
-    return float(min(1.0, spec.focal_length_px / fx))
 
 
 def input_spec(description: dict[str, Any]) -> InputSpec:

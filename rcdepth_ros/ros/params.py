@@ -24,6 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from ..sweeps import DEFAULT_MAX_SWEEPS, DEFAULT_WINDOW_S
+
 # When a change takes effect; see the module docstring.
 LIVE, ACTIVATE, CONFIGURE, START = 'live', 'activate', 'configure', 'start'
 APPLIES = (LIVE, ACTIVATE, CONFIGURE, START)
@@ -120,10 +122,10 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec('radar_topics', 'radar_topics', 'string_array', ['~/input/radar'],
               'Radar PointCloud2 topics (nuScenes 43-byte or x/y/z[/rcs/vx/vy] layouts).',
               ACTIVATE),
-    ParamSpec('radar.window', 'radar_window', 'double', 0.1,
+    ParamSpec('radar.window', 'radar_window', 'double', DEFAULT_WINDOW_S,
               'Seconds of radar kept per radar before the image time.', LIVE,
               float_range=(0.0, 5.0)),
-    ParamSpec('radar.max_sweeps', 'radar_max_sweeps', 'integer', 1,
+    ParamSpec('radar.max_sweeps', 'radar_max_sweeps', 'integer', DEFAULT_MAX_SWEEPS,
               'Most recent sweeps used per radar within the window.', LIVE, int_range=(1, 50)),
     ParamSpec('radar.max_points', 'radar_max_points', 'integer', 20000,
               'Clouds with more points are rejected as malformed (huge cloud).', LIVE,

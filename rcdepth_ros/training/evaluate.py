@@ -129,8 +129,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     from ..data.dataset import PreparedDataset
     from ..inference import resolve_device
     from ..models.config import config_to_dict
-    from ..models.io import InputSpec, serving_scale
     from ..models.macs import config_macs
+    from ..rescale import serving_scale
     from .checkpoint import load_any_model
 
     ranges = sorted({float(d) for d in max_depths})
@@ -145,8 +145,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     dataset = PreparedDataset(data_root, split, 'eval', augment=False, dataroot=dataroot)
     # Frames are resized to the focal length the model was trained at, as serving does.
     native_fx = float(np.median([meta['K'][0][0] for meta in dataset.metas]))
-    dataset.scale = serving_scale(InputSpec(focal_length_px=info.get('focal_length_px')),
-                                  native_fx)
+    dataset.scale = serving_scale(info.get('focal_length_px'), native_fx)
     indices = spaced_indices(len(dataset), max_samples)
     from ..quantize import backend_module
 
