@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import geometry
+from ..errors import BadArgument
 from ..sweeps import DEFAULT_MAX_SWEEPS, DEFAULT_WINDOW_S, select_sweeps
 from . import gt
 from .storage import PreparedSample, is_complete, sample_dir, write_sample
@@ -110,7 +111,7 @@ def split_scene_names(nusc, split: str) -> list[str]:
     custom = _custom_splits(nusc.dataroot, version)
     if custom is not None:
         if split not in custom:
-            raise ValueError(f'split {split!r} not in splits.json (has {sorted(custom)})')
+            raise BadArgument(f'split {split!r} not in splits.json (has {sorted(custom)})')
         names = list(custom[split])
     else:
         standard = create_splits_scenes()
@@ -123,12 +124,12 @@ def split_scene_names(nusc, split: str) -> list[str]:
         else:
             key = split
         if key not in standard:
-            raise ValueError(f'no split {split!r} for version {version!r} and no splits.json')
+            raise BadArgument(f'no split {split!r} for version {version!r} and no splits.json')
         names = standard[key]
     present = {s['name'] for s in nusc.scene}
     chosen = [n for n in names if n in present]
     if not chosen:
-        raise ValueError(f'none of the {len(names)} scenes of split {split!r} is in {version}')
+        raise BadArgument(f'none of the {len(names)} scenes of split {split!r} is in {version}')
     return chosen
 
 
@@ -151,9 +152,9 @@ def parse_shard(text: str) -> tuple[int, int]:
     try:
         index, count = (int(x) for x in text.split('/'))
     except ValueError:
-        raise ValueError(f'shard must look like i/n, got {text!r}') from None
+        raise BadArgument(f'shard must look like i/n, got {text!r}') from None
     if count < 1 or not 0 <= index < count:
-        raise ValueError(f'shard {text!r}: need 0 <= i < n')
+        raise BadArgument(f'shard {text!r}: need 0 <= i < n')
     return index, count
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import BadArgument
 from ..models.onnx_export import depth_and_sigma
 from .metrics import (
     AUSE_STEPS,
@@ -135,9 +136,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
 
     ranges = sorted({float(d) for d in max_depths})
     if not ranges or min(ranges) <= 1e-3:
-        raise ValueError(f'--max-depths must be positive depths in metres, got {max_depths}')
+        raise BadArgument(f'--max-depths must be positive depths in metres, got {max_depths}')
     if max_samples < 0:
-        raise ValueError(f'max_samples must be >= 0, got {max_samples}')
+        raise BadArgument(f'max_samples must be >= 0, got {max_samples}')
     dev = resolve_device(device) if backend == 'torch' and precision == 'fp32' else 'cpu'
     model, config, info = load_any_model(checkpoint, device=dev)
     if camera_only is None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 import uuid
 
+from ..errors import BadInputFile, MissingData
 from ..models.config import config_to_dict
 from ..models.io import save_weights, weight_paths
 from .checkpoint import checkpoint_json_path, load_any_model
@@ -73,9 +74,9 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, half: bool = Fals
         try:
             metrics = json.loads(Path(metrics_path).read_text(encoding='utf-8'))
         except FileNotFoundError:
-            raise FileNotFoundError(f'metrics file not found: {metrics_path}') from None
+            raise MissingData(f'metrics file not found: {metrics_path}') from None
         except ValueError as exc:
-            raise ValueError(f'{metrics_path} is not JSON: {exc}') from None
+            raise BadInputFile(f'{metrics_path} is not JSON: {exc}') from None
     best = info.get('best')
     metadata = {
         'training_resolution': list(run.get('data', {}).get('crop', (352, 704))),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...errors import BadArgument
 from ...geometry import quat_to_matrix
 from ...msgs import write_radar_pcd
 from . import rig
@@ -64,20 +65,20 @@ class SimConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` on parameters no world can be built from."""
         if self.scenes < 1:
-            raise ValueError(f'need at least one scene, got {self.scenes}')
+            raise BadArgument(f'need at least one scene, got {self.scenes}')
         if not 0.0 <= self.night_fraction <= 1.0:
-            raise ValueError(f'night fraction must lie in [0, 1], got {self.night_fraction}')
+            raise BadArgument(f'night fraction must lie in [0, 1], got {self.night_fraction}')
         if not 0.05 <= self.image_scale <= 1.0:
-            raise ValueError(f'image scale must lie in [0.05, 1], got {self.image_scale}')
+            raise BadArgument(f'image scale must lie in [0.05, 1], got {self.image_scale}')
         if self.duration < 1.0:
-            raise ValueError(f'scene duration must be at least 1 s, got {self.duration}')
+            raise BadArgument(f'scene duration must be at least 1 s, got {self.duration}')
         if not self.version.startswith('v1.0-'):
-            raise ValueError(f'version must look like v1.0-<name>, got {self.version!r}')
+            raise BadArgument(f'version must look like v1.0-<name>, got {self.version!r}')
         if 'CAM_FRONT' not in self.cameras or 'RADAR_FRONT' not in self.radars:
-            raise ValueError('the rig needs at least CAM_FRONT and RADAR_FRONT')
+            raise BadArgument('the rig needs at least CAM_FRONT and RADAR_FRONT')
         for channel in (*self.cameras, *self.camera_sweeps, *self.radars):
             if channel not in rig.SENSOR_BY_CHANNEL:
-                raise ValueError(f'unknown sensor channel {channel!r}')
+                raise BadArgument(f'unknown sensor channel {channel!r}')
 
 
 def token(*parts) -> str:
