@@ -71,12 +71,16 @@ def _rasterize_triangles(points: np.ndarray, values: np.ndarray, triangles: np.n
     hi = np.floor(np.maximum(np.maximum(a, b), c) + 1e-9).astype(np.int64)
     lo = np.maximum(lo, 0)
     hi = np.minimum(hi, np.array(out.shape) - 1)
-    # Skip triangles whose bounding box holds no pixel to fill (most, where LiDAR is dense):
-    # count those pixels with a summed-area table.
+    # Skip triangles that cannot hold a pixel to fill: those within a 2 x 2 pixel block (three
+    # corners of a unit square: the only pixel centres inside are their own vertices; most
+    # triangles where the LiDAR is dense), and those whose bounding box holds no pixel to
+    # fill (counted with a summed-area table).
     table = np.pad(np.cumsum(np.cumsum(fill, 0, dtype=np.int64), 1), ((1, 0), (1, 0)))
     r0, c0 = lo[:, 0], lo[:, 1]
     r1, c1 = np.maximum(hi[:, 0] + 1, r0), np.maximum(hi[:, 1] + 1, c0)
     todo = (table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]) > 0  # (T,)
+    pixels = np.rint(np.stack([a, b, c]))  # (3, T, 2) the vertices' own pixels
+    todo &= np.any(pixels.max(axis=0) - pixels.min(axis=0) > 1, axis=1)
     triangles, a, b, c, lo, hi = (x[todo] for x in (triangles, a, b, c, lo, hi))
     span = np.maximum(hi - lo + 1, 0)  # (T, 2) rows, cols of each bounding box
     count = span[:, 0] * span[:, 1]  # (T,)
