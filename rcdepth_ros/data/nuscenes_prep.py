@@ -445,9 +445,7 @@ def _radar_points_in_camera(nusc, sample: dict, cam_sd: dict,
             calib, pose = _pose_chain(nusc, sd)
             T_cam_from_radar = geometry.nuscenes_sensor_to_camera(calib, pose, cam_pose,
                                                                   cam_calib)
-            points = points.copy()
-            points[:, :3] = geometry.transform_points(T_cam_from_radar, points[:, :3])
-            clouds.append(points)
+            clouds.append(geometry.points_to_camera(points, T_cam_from_radar))  # (N, 6)
     points_cam = np.concatenate(clouds, 0) if clouds else np.zeros((0, 6), np.float32)
     return points_cam, geometry.transform_points(T_global_from_cam, points_cam[:, :3])
 
@@ -662,7 +660,10 @@ def run_prepare(dataroot: str | Path, version: str, split: str, out: str | Path,
         context = multiprocessing.get_context('spawn')
         with context.Pool(workers, initializer=_init_worker,
                           initargs=(dataroot, version, options, str(out), split)) as pool:
-            for result in pool.imap_unordered(_work, todo):
+            # Runs of neighbouring keyframes go to one worker: they share most of their LiDAR
+            # sweeps, which the worker's sweep cache then reads and annotates once.
+            chunk = max(1, min(8, len(todo) // (4 * workers)))
+            for result in pool.imap_unordered(_work, todo, chunksize=chunk):
                 results.append(result)
                 bar.update()
     bar.close()
