@@ -385,3 +385,34 @@ def test_trainer_xkd_uses_per_sample_student_saliency(monkeypatch):
     norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     assert int(norm.num_batches_tracked) == 0
     assert out.depth.shape == (2, 1, 64, 128)
+
+
+def test_d2kd_on_ground_truth_pixels_is_the_masked_mean_of_the_per_pixel_kl():
+    from rcdepth_ros.training.distill import d2kd_loss
+
+    gen = torch.Generator().manual_seed(3)
+    student = 100 * torch.rand(2, 1, 6, 8, generator=gen)
+    teacher = 100 * torch.rand(2, 1, 6, 8, generator=gen)
+    mask = (torch.rand(2, 1, 6, 8, generator=gen) > 0.6).float()
+    # Oracle: the KL written out per pixel from the definition, averaged over masked pixels.
+    centres = (torch.arange(80) + 0.5) * 100 / 80
+    p = torch.softmax(-(student[:, 0, ..., None] - centres).abs(), -1)
+    q = torch.softmax(-(teacher[:, 0, ..., None] - centres).abs(), -1)
+    kl = (q * (q.log() - p.log())).sum(-1)  # (B, H, W)
+    expected = torch.stack([kl[b][mask[b, 0] > 0].mean() for b in range(2)]).mean()
+    torch.testing.assert_close(d2kd_loss(student, teacher, mask=mask), expected)
+    torch.testing.assert_close(d2kd_loss(student, teacher), kl.mean())
+
+
+def test_kd_warm_up_ramps_every_distillation_weight():
+    from rcdepth_ros.training.distill import KD_WEIGHTS, kd_ramp
+
+    w = LossWeights(kd_warmup_steps=10)
+    early = kd_ramp(w, 0)
+    for name in KD_WEIGHTS:
+        assert getattr(early, name) == pytest.approx(getattr(w, name) / 10)
+    assert early.depth == w.depth and early.smoothness == w.smoothness
+    assert kd_ramp(w, 4).xkd == pytest.approx(w.xkd / 2)
+    assert kd_ramp(w, 10) is w and kd_ramp(LossWeights(), 0) == LossWeights()
+    with pytest.raises(ValueError):
+        LossWeights(d2kd_pixels='some')

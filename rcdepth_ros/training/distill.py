@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import math
 
 import torch
@@ -34,6 +34,18 @@ from .losses import (
 
 SCHEMES = ('none', 'lircdepth', 'xdrcdepth')
 """Knowledge-distillation schemes accepted by :func:`student_loss`."""
+D2KD_PIXELS = ('all', 'gt')
+"""Where D2-KD is computed: every pixel (the paper) or the pixels with ground truth."""
+KD_WEIGHTS = ('kd_image', 'kd_radar', 'kd_similarity', 'kd_inter_depth', 'xkd', 'd2kd')
+"""The distillation weights that ``kd_warmup_steps`` ramps up."""
+
+
+def kd_ramp(weights: LossWeights, step: int) -> LossWeights:
+    """``weights`` with every KD weight scaled by ``min(1, (step + 1) / kd_warmup_steps)``."""
+    if weights.kd_warmup_steps <= 0 or step >= weights.kd_warmup_steps:
+        return weights
+    factor = (max(step, 0) + 1) / weights.kd_warmup_steps
+    return replace(weights, **{name: getattr(weights, name) * factor for name in KD_WEIGHTS})
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,11 @@ class LossWeights:
     d2kd: float = 0.5  # lambda_3
     d2kd_bins: int = 80
     d2kd_temperature: float = 1.0
+    # Not in the papers (defaults keep them off): D2-KD on the pixels with ground truth only
+    # ('gt': M_s or M_d) instead of every pixel ('all'), and a linear ramp of every KD weight
+    # from 0 over the first kd_warmup_steps steps.
+    d2kd_pixels: str = 'all'
+    kd_warmup_steps: int = 0
     max_depth: float = 100.0
 
     def __post_init__(self) -> None:
@@ -73,6 +90,12 @@ class LossWeights:
         for name, value in vars(self).items():
             if isinstance(value, float) and (not math.isfinite(value) or value < 0):
                 raise BadArgument(f'LossWeights.{name} must be finite and >= 0, got {value}')
+        if self.d2kd_pixels not in D2KD_PIXELS:
+            raise BadArgument(f'LossWeights.d2kd_pixels must be one of {D2KD_PIXELS}, got '
+                              f'{self.d2kd_pixels!r}')
+        if self.kd_warmup_steps < 0:
+            raise BadArgument(f'LossWeights.kd_warmup_steps must be >= 0, got '
+                              f'{self.kd_warmup_steps}')
         if self.d2kd_bins < 2:
             raise BadArgument(f'LossWeights.d2kd_bins must be >= 2, got {self.d2kd_bins}')
         if self.d2kd_temperature <= 0 or self.max_depth <= 0:
@@ -94,6 +117,12 @@ def _check_pairs(name: str, student: Sequence[Tensor], teacher: Sequence[Tensor]
     for i, (s, t) in enumerate(zip(student, teacher)):
         if s.shape[:2] != t.shape[:2]:
             raise ValueError(f'{name}[{i}]: student {tuple(s.shape)} vs teacher {tuple(t.shape)}')
+
+
+def _resize_mask(mask: Tensor, ref: Tensor) -> Tensor:
+    if mask.shape[-2:] == ref.shape[-2:]:
+        return mask
+    return F.interpolate(mask.to(ref.dtype), size=ref.shape[-2:], mode='nearest')
 
 
 def _resize_like(x: Tensor, ref: Tensor) -> Tensor:
@@ -319,12 +348,14 @@ def depth_bin_centres(num_bins: int, max_depth: float, device: torch.device | No
 
 
 def d2kd_loss(student_depth: Tensor, teacher_depth: Tensor, num_bins: int = 80,
-              temperature: float = 1.0, max_depth: float = 100.0) -> Tensor:
+              temperature: float = 1.0, max_depth: float = 100.0,
+              mask: Tensor | None = None) -> Tensor:
     """D2-KD (XD-RCDepth): KL between soft depth-bin distributions of teacher and student.
 
     ``z_i(p) = -|d(p) - c_i|``, ``p_S = softmax(z_S / tau)``, ``q_T = softmax(z_T / tau)``,
     ``L = tau^2 / |Omega| sum_p sum_i q_T log(q_T / p_S)`` over all pixels ``Omega`` of a
     sample, mean over the batch. Depths ``(B, 1, H, W)`` metres (student resized to teacher).
+    ``mask`` ``(B, 1, H, W)`` (at the teacher's size) restricts ``Omega`` to its pixels.
     """
     _check_pairs('d2kd_loss', [student_depth], [teacher_depth])
     teacher_depth = teacher_depth.detach()
@@ -333,8 +364,10 @@ def d2kd_loss(student_depth: Tensor, teacher_depth: Tensor, num_bins: int = 80,
                                 student_depth.dtype).view(1, -1, 1, 1)  # (1, K, 1, 1)
     log_p = F.log_softmax(-(student_depth - centres).abs() / temperature, dim=1)  # (B, K, H, W)
     log_q = F.log_softmax(-(teacher_depth - centres).abs() / temperature, dim=1)
-    kl = (log_q.exp() * (log_q - log_p)).sum(dim=1)  # (B, H, W)
-    return temperature ** 2 * kl.flatten(1).mean(1).mean()
+    kl = (log_q.exp() * (log_q - log_p)).sum(dim=1, keepdim=True)  # (B, 1, H, W)
+    if mask is None:
+        return temperature ** 2 * kl.flatten(1).mean(1).mean()
+    return temperature ** 2 * masked_mean(kl, mask.to(kl.dtype))
 
 
 # --------------------------------------------------------------------------- combinators
@@ -429,8 +462,11 @@ def student_loss(out: StudentOutput, batch: Mapping[str, Tensor],
     elif scheme == 'xdrcdepth':
         maps_t = teacher_maps if teacher_maps is not None else teacher_saliency(teacher_out)
         terms['xkd'] = xkd_term(saliency_out if saliency_out is not None else out, maps_t)
+        gt_pixels = None
+        if w.d2kd_pixels == 'gt':
+            gt_pixels = _resize_mask(valid, teacher_out.depth)
         terms['d2kd'] = d2kd_loss(out.depth, teacher_out.depth, w.d2kd_bins,
-                                  w.d2kd_temperature, w.max_depth)
+                                  w.d2kd_temperature, w.max_depth, gt_pixels)
         total = total + w.xkd * terms['xkd'] + w.d2kd * terms['d2kd']
     return total, {k: v.detach() for k, v in terms.items()}
 

@@ -57,7 +57,13 @@ from .config import (
     config_from_dict,
     config_to_json,
 )
-from .distill import student_loss, student_saliency_forward, teacher_forward, teacher_loss
+from .distill import (
+    kd_ramp,
+    student_loss,
+    student_saliency_forward,
+    teacher_forward,
+    teacher_loss,
+)
 from .evaluate import evaluate_model, spaced_indices
 from .metrics import range_name
 
@@ -382,8 +388,9 @@ class Trainer:
             with self._autocast():
                 saliency_out = student_saliency_forward(self.model, image, student_radar)
             saliency_out = _float_output(saliency_out)
-        return student_loss(out, batch, teacher_out, self.config.scheme, self.config.loss,
-                            teacher_maps=maps, saliency_out=saliency_out)
+        return student_loss(out, batch, teacher_out, self.config.scheme,
+                            kd_ramp(self.config.loss, self.step), teacher_maps=maps,
+                            saliency_out=saliency_out)
 
     def _check_finite(self, total: Tensor, terms: Mapping[str, Tensor]) -> None:
         bad = _first_bad_term({'total': total.detach(), **terms})
