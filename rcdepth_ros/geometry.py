@@ -27,7 +27,7 @@ __all__ = [
     'quat_to_matrix', 'matrix_to_quat', 'make_transform', 'invert_transform',
     'transform_points', 'record_transform', 'nuscenes_sensor_to_camera', 'project_points',
     'in_image_mask', 'pixel_indices', 'rasterize_points', 'radar_image', 'lidar_depth_image',
-    'accumulate_points', 'radar_image_from_sweeps', 'scale_intrinsics', 'validate_intrinsics',
+    'points_to_camera', 'sweeps_to_camera', 'scale_intrinsics', 'validate_intrinsics',
     'depth_to_points',
 ]
 
@@ -269,7 +269,7 @@ def radar_image(points, T_cam_from_radar, K, height: int, width: int, min_depth:
     ``points`` are ``(N, 6)`` ``[x, y, z, rcs, vx, vy]`` in the radar frame (raw, not
     ego-motion compensated velocities, which stay in the radar frame as in the reference data
     preparation). Rows with any non-finite value are dropped. For points already in the camera
-    frame (e.g. from :func:`accumulate_points`) pass ``np.eye(4)``.
+    frame (e.g. from :func:`sweeps_to_camera`) pass ``np.eye(4)``.
     """
     pts = _as_points(points, 'radar points', 6)
     if pts.shape[1] != 6:
@@ -295,36 +295,35 @@ def lidar_depth_image(points, T_cam_from_lidar, K, height: int, width: int,
     return rasterize_points(uv[mask], depth[mask], depth[mask], height, width)[0]
 
 
-def accumulate_points(sweeps: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Stack several sweeps into one cloud in the camera frame.
+def points_to_camera(points, T_cam_from_sensor) -> np.ndarray:
+    """Move sensor points into the camera: float32 ``(N, C)``, xyz moved by ``T``.
 
-    ``sweeps`` is a sequence of ``(points (N_i, C), T_cam_from_sensor_i)``; every sweep carries
-    its own transform, so ego motion is compensated when each ``T`` comes from
-    :func:`nuscenes_sensor_to_camera` with that sweep's ego pose and the keyframe camera's.
-    Only xyz is transformed: extra columns (RCS, raw radar-frame velocities) are carried as is.
-    All sweeps must have the same number of columns; the result is float64 ``(sum N_i, C)``.
-    An empty sequence is an error.
+    ``points`` ``(N, C >= 3)``; only xyz is transformed (in float64), extra columns (RCS,
+    raw radar-frame velocities) are carried as is. Ego motion is compensated when ``T``
+    includes it (:func:`nuscenes_sensor_to_camera` with the sweep's and the camera's ego
+    poses, or the frame assembler's chain). Data preparation, the frame assembler (node, bag
+    tools) and the demo all call this.
     """
-    if len(sweeps) == 0:
-        raise ValueError('accumulate_points needs at least one sweep')
-    # float64 so camera coordinates keep full precision before projection.
-    clouds = [transform_points(T, _as_points(points).astype(np.float64)) for points, T in sweeps]
+    pts = _as_points(points)
+    out = np.array(pts, dtype=np.float32)  # (N, C), a copy
+    out[:, :3] = transform_points(T_cam_from_sensor, pts[:, :3].astype(np.float64))
+    return out
+
+
+def sweeps_to_camera(sweeps: Sequence[tuple[np.ndarray, np.ndarray]],
+                     columns: int = 6) -> np.ndarray:
+    """Stack ``(points (N_i, C), T_cam_from_sensor_i)`` sweeps into one float32 ``(M, C)``.
+
+    Each sweep goes through :func:`points_to_camera` with its own transform; no sweep gives
+    ``(0, columns)``. All sweeps must have the same number of columns.
+    """
+    clouds = [points_to_camera(points, T) for points, T in sweeps]
+    if not clouds:
+        return np.zeros((0, columns), dtype=np.float32)
     ncols = {c.shape[1] for c in clouds}
     if len(ncols) != 1:
         raise ValueError(f'sweeps have different column counts: {sorted(ncols)}')
     return np.concatenate(clouds, axis=0)
-
-
-def radar_image_from_sweeps(sweeps: Sequence[tuple[np.ndarray, np.ndarray]], K, height: int,
-                            width: int, min_depth: float = 1.0, border: int = 1) -> np.ndarray:
-    """Radar image ``(4, H, W)`` of several radar sweeps and/or radars accumulated.
-
-    ``sweeps`` holds ``(points (N_i, 6), T_cam_from_radar_i)`` pairs (see
-    :func:`accumulate_points`); one pair gives exactly :func:`radar_image`. The reference
-    protocol uses one RADAR_FRONT sweep: accumulation is opt-in by passing more pairs.
-    """
-    cloud = accumulate_points(sweeps)  # (N, 6) in the camera frame
-    return radar_image(cloud, np.eye(4), K, height, width, min_depth, border)
 
 
 def depth_to_points(depth, K, stride: int = 1) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Frame pipeline shared by the live node and the bag tools: radar to camera, infer, mask.
+"""Frame pipeline shared by the live node and the bag tools: rasterise radar, infer, mask.
 
 Pure NumPy: no rclpy import, so a bag processed offline gives the same depth as the live
 node. Messages are decoded and encoded by :mod:`.codec`; the network runs behind the
@@ -49,28 +49,20 @@ class FrameResult:
     total_ms: float
 
 
-def radar_to_camera(sweeps: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Stack ``(points (N, 6), T_cam_from_radar (4, 4))`` sweeps into camera-frame (M, 6)."""
-    parts = []
-    for points, T_cam_from_radar in sweeps:
-        pts = np.asarray(points, dtype=np.float32)
-        xyz = geometry.transform_points(T_cam_from_radar, pts[:, :3].astype(np.float64))
-        parts.append(np.concatenate([xyz.astype(np.float32), pts[:, 3:6]], axis=1))  # (N, 6)
-    if not parts:
-        return np.zeros((0, 6), dtype=np.float32)
-    return np.concatenate(parts, axis=0)
-
-
 def make_frame(stamp_ns: int, frame_id: str, image_rgb: np.ndarray, K: np.ndarray,
                info_size: tuple[int, int] | None,
                sweeps: Sequence[tuple[np.ndarray, np.ndarray]]) -> Frame:
-    """Build a :class:`Frame`; ``info_size`` = camera_info ``(height, width)`` to check against."""
+    """Build a :class:`Frame` from ``(points (N, 6), T_cam_from_radar)`` sweeps.
+
+    ``info_size`` = camera_info ``(height, width)`` to check the image against.
+    """
     height, width = image_rgb.shape[:2]
     if info_size is not None and tuple(info_size) != (height, width):
         raise BadInput('camera_info_mismatch', f'camera_info is {info_size[1]}x{info_size[0]} '
                        f'but the image is {width}x{height}')
     return Frame(stamp_ns=int(stamp_ns), frame_id=frame_id, image_rgb=image_rgb,
-                 K=np.asarray(K, dtype=np.float64), radar_points_cam=radar_to_camera(sweeps))
+                 K=np.asarray(K, dtype=np.float64),
+                 radar_points_cam=geometry.sweeps_to_camera(sweeps))
 
 
 class FramePipeline:

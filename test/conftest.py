@@ -3,7 +3,6 @@
 import itertools
 import os
 from pathlib import Path
-import warnings
 
 import pytest
 import yaml
@@ -39,31 +38,25 @@ def namespace(request):
 
 
 @pytest.fixture
-def rclpy_context(ros_env):
-    """An initialised rclpy context for the test process; shut down afterwards."""
-    import rclpy
-    from rclpy.context import Context
+def ros_session(ros_env):
+    """The test's :class:`~rcdepth_ros.ros.session.RosSession` (spun by the test itself)."""
+    from rcdepth_ros.ros.session import RosSession
 
-    context = Context()
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', DeprecationWarning)
-        rclpy.init(context=context, domain_id=int(ros_env['ROS_DOMAIN_ID']))
-    yield context
-    context.try_shutdown()
+    with RosSession(f'tester_{os.getpid()}', int(ros_env['ROS_DOMAIN_ID']), ros_env,
+                    spin=False) as session:
+        yield session
 
 
 @pytest.fixture
-def executor_node(rclpy_context):
-    """``(executor, node)`` of a test-side node; executor and node torn down afterwards."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+def rclpy_context(ros_session):
+    """An initialised rclpy context for the test process; shut down afterwards."""
+    return ros_session.context
 
-    node = rclpy.create_node(f'tester_{os.getpid()}', context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    yield executor, node
-    executor.shutdown()
-    node.destroy_node()
+
+@pytest.fixture
+def executor_node(ros_session):
+    """``(executor, node)`` of a test-side node; executor and node torn down afterwards."""
+    return ros_session.executor, ros_session.node
 
 
 @pytest.fixture(scope='session')

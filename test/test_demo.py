@@ -265,3 +265,38 @@ def test_demo_uses_the_shipped_weights_by_default(tmp_path):
     assert report['model']['name'] == model_io.DEMO_MODEL_NAME
     assert report['frames']['keyframes_with_output'] == report['frames']['keyframes']
     assert math.isfinite(report['metrics']['0-80']['mae'])
+
+
+def test_node_and_infer_bag_agree_bit_for_bit_under_non_default_parameters(
+        tmp_path, student_weights, monkeypatch):
+    """One parameter set everywhere: the demo's live node and ``infer-bag`` on its bag, both
+    with the same --params-file (state filters, window, sweeps, depth range), give identical
+    depth and uncertainty images for every image."""
+    import torch
+
+    from rcdepth_ros.bags.infer_bag import infer_bag
+    from rcdepth_ros.ros.harness import write_params_file
+
+    params = write_params_file(tmp_path / 'params.yaml', {
+        'radar.window': 0.3, 'radar.max_sweeps': 3, 'radar.invalid_states': [0],
+        'radar.dyn_props': [0, 1, 2, 3, 5, 6, 7], 'radar.ambig_states': [3],
+        'min_depth': 4.0, 'max_depth': 40.0})
+    out = tmp_path / 'out'
+    monkeypatch.setenv('OMP_NUM_THREADS', '1')  # the node's torch threads, as here
+    done = _run_demo(out, '--model', str(student_weights), '--params-file', str(params),
+                     tmp=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    torch.set_num_threads(1)
+    summary = infer_bag(out / 'bag', tmp_path / 'offline', model=student_weights,
+                        device='cpu', params_file=params, progress=False)
+    assert summary['skipped'] == {} and summary['uncompensated'] == 0
+    for key, offline_topic in (('depth', '/CAM_FRONT/depth'),
+                               ('uncertainty', '/CAM_FRONT/uncertainty')):
+        node = _messages(out / 'depth_bag', f'{NODE}/output/{key}')
+        offline = _messages(tmp_path / 'offline', offline_topic)
+        assert [s for s, _ in node] == [s for s, _ in offline] and len(node) >= 5
+        for (_, a), (_, b) in zip(node, offline):
+            a, b = msgs.image_to_array(a), msgs.image_to_array(b)
+            np.testing.assert_array_equal(a, b)
+            if key == 'depth':  # the depth range of the file, not the default 1..100 m
+                assert np.nanmin(a) >= 4.0 and np.nanmax(a) <= 40.0

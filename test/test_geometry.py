@@ -200,7 +200,7 @@ def test_lidar_depth_image_nearest_wins():
     assert np.count_nonzero(depth) == 2
 
 
-def test_accumulate_points_compensates_ego_motion():
+def test_sweeps_to_camera_compensates_ego_motion():
     cam_calib = _record(R_EGO_FROM_OPTICAL, [0.0, 0.0, 0.0])
     radar_calib = _record([1, 0, 0, 0], [2.0, 0.0, 0.5])
     ego_cam = _record([1, 0, 0, 0], [100.0, 0.0, 0.0])
@@ -214,21 +214,23 @@ def test_accumulate_points_compensates_ego_motion():
         p = g.transform_points(T_radar_from_global, world[None])[0]
         pts = np.array([[*p, 3.0, 0.25, -0.25]], dtype=np.float32)
         sweeps.append((pts, g.nuscenes_sensor_to_camera(radar_calib, ego, ego_cam, cam_calib)))
-    cloud = g.accumulate_points(sweeps)
+    cloud = g.sweeps_to_camera(sweeps)
+    assert cloud.dtype == np.float32
     assert cloud.shape == (2, 6)
     # Both sweeps land on the same camera point: (-1, -0.5, 10) in optical coordinates.
     np.testing.assert_allclose(cloud[:, :3], [[-1.0, -0.5, 10.0]] * 2, atol=1e-4)
     np.testing.assert_array_equal(cloud[:, 3:], [[3.0, 0.25, -0.25]] * 2)
-    img = g.radar_image_from_sweeps(sweeps, K, H, W)
+    img = g.radar_image(cloud, np.eye(4), K, H, W)
     assert np.count_nonzero(img[0]) == 1
     np.testing.assert_allclose(img[:, 10, 20], [10.0, 3.0, 0.25, -0.25], rtol=1e-5)
-    # One sweep is exactly radar_image.
-    np.testing.assert_array_equal(g.radar_image_from_sweeps(sweeps[1:], K, H, W),
-                                  g.radar_image(*sweeps[1], K, H, W))
-    with pytest.raises(ValueError, match='at least one'):
-        g.accumulate_points([])
+    # One sweep: the transform applied once, float32 out, the input left alone.
+    before = sweeps[1][0].copy()
+    np.testing.assert_allclose(g.points_to_camera(*sweeps[1]),
+                               [[-1.0, -0.5, 10.0, 3.0, 0.25, -0.25]], atol=1e-4)
+    np.testing.assert_array_equal(sweeps[1][0], before)
+    assert g.sweeps_to_camera([]).shape == (0, 6)
     with pytest.raises(ValueError, match='column counts'):
-        g.accumulate_points([(np.zeros((1, 3)), np.eye(4)), (np.zeros((1, 6)), np.eye(4))])
+        g.sweeps_to_camera([(np.zeros((1, 3)), np.eye(4)), (np.zeros((1, 6)), np.eye(4))])
 
 
 def test_rasterize_is_vectorised_on_large_clouds():

@@ -1,8 +1,12 @@
 """rcdepth_node as a real process: outputs on real topics, lifecycle driven from outside."""
 
+import os
+
 from lifecycle_msgs.msg import State, Transition
 import numpy as np
+import pytest
 
+from rcdepth_ros import counters as keys
 from rcdepth_ros import msgs
 from rcdepth_ros.ros.harness import CAMERA_FRAME, stamp_ns
 
@@ -41,18 +45,18 @@ def test_node_publishes_depth_uncertainty_and_diagnostics(node_client):
     assert client.messages('colored')[0].encoding == 'bgr8'
     assert client.wait(lambda: client.got['processing_time'] and client.got['model_time'], 10.0)
     assert client.messages('processing_time')[0].data >= client.messages('model_time')[0].data
-    assert client.wait(lambda: any(int(d.get('frames_processed', 0)) > 0
+    assert client.wait(lambda: any(int(d.get(keys.FRAMES_PROCESSED, 0)) > 0
                                    for d in client.got['diagnostics']), 10.0)
     diag = client.got['diagnostics'][-1]
     assert diag['model'] == 'xdrcdepth' and diag['device'] == 'cpu'
-    assert float(diag['rate_hz image']) >= 0.0 and 'frames_dropped' in diag
-    assert int(diag['bad_input_total']) == 0, diag
+    assert float(diag[keys.rate_key('image')]) >= 0.0 and keys.FRAMES_DROPPED in diag
+    assert int(diag[keys.BAD_INPUT_TOTAL]) == 0, diag
 
     # A burst faster than inference: the worker keeps only the newest frame, drops the rest.
     last = [client.publish_frame() for _ in range(6)][-1]
     assert client.wait(lambda: any(stamp_ns(m.header) == last
                                    for m in client.messages('depth')), 30.0)
-    assert client.wait(lambda: int(client.got['diagnostics'][-1]['frames_dropped']) > 0, 10.0)
+    assert client.wait(lambda: int(client.got['diagnostics'][-1][keys.FRAMES_DROPPED]) > 0, 10.0)
 
 
 def test_lifecycle_cycles_release_and_reload_the_model(node_client):
@@ -120,6 +124,12 @@ def test_bench_node_reports_latency_and_overhead(ros_env, student_weights, tmp_p
     for key in ('end_to_end_ms', 'model_ms', 'overhead_ms', 'node_processing_ms'):
         assert result[key]['median'] <= result[key]['p90'] <= result[key]['max']
     assert 0.0 < result['model_ms']['median'] <= result['end_to_end_ms']['max']
+    memory = result['node_rss_mb']
+    assert 100.0 < memory['start'] and 100.0 < memory['end']  # a node with torch loaded
+    assert [n for n, _ in memory['samples']] == [0, 3]
+    assert memory['growth_pct'] == pytest.approx(100 * (memory['end'] / memory['start'] - 1))
+    # The client's ROS session gave this process its environment back.
+    assert os.environ['ROS_LOG_DIR'] == ros_env['ROS_LOG_DIR']
 
 
 def _set(client, name, value):
@@ -142,7 +152,7 @@ def _radar_pixels_after(client, frames=2):
     # it counts that frame.
     seen = len(client.got['diagnostics'])
     assert client.wait(lambda: len(client.got['diagnostics']) >= seen + 2, 10.0)
-    return int(client.got['diagnostics'][-1]['radar_pixels_last_frame'])
+    return int(client.got['diagnostics'][-1][keys.RADAR_PIXELS_LAST])
 
 
 def test_parameters_set_on_the_running_node(node_client):

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from rcdepth_ros import counters as keys
 from rcdepth_ros import msgs
 from rcdepth_ros.ros.harness import synthetic_radar
 
@@ -45,7 +46,7 @@ def _nan_cloud():
 
 def _received(client, topic):
     diag = client.got['diagnostics'][-1] if client.got['diagnostics'] else {}
-    return int(diag.get(f'received {topic}', 0))
+    return int(diag.get(keys.received_key(topic), 0))
 
 
 def _unknown_frame_radar(client):
@@ -122,8 +123,8 @@ def _bad_counts(client):
     if not client.got['diagnostics']:
         return {}
     diag = client.got['diagnostics'][-1]
-    return {k[len('bad_input '):]: int(v) for k, v in diag.items()
-            if k.startswith('bad_input ')}
+    return {k[len(keys.bad_input_key('')):]: int(v) for k, v in diag.items()
+            if k.startswith(keys.bad_input_key(''))}
 
 
 def test_node_survives_malformed_input_and_keeps_serving(node_client):

@@ -15,7 +15,7 @@ import yaml
 
 from rcdepth_ros import cli, geometry, msgs
 from rcdepth_ros.bags import io, nuscenes2bag
-from rcdepth_ros.ros.extrinsics import load_calibration
+from rcdepth_ros.calibration import load_calibration
 
 nuscenes = pytest.importorskip('nuscenes.nuscenes')
 

@@ -8,16 +8,16 @@ import pytest
 import yaml
 
 from rcdepth_ros import codec, geometry, inference, msgs, pipeline
-from rcdepth_ros.models.io import InputSpec
-from rcdepth_ros.ros import harness
-from rcdepth_ros.ros.diagnostics import NodeStats
-from rcdepth_ros.ros.extrinsics import (
+from rcdepth_ros.buffers import OdometryBuffer, RadarBuffer, RadarSweep
+from rcdepth_ros.calibration import (
     CalibrationExtrinsics,
     calibration_to_dict,
     load_calibration,
     parse_calibration,
 )
-from rcdepth_ros.ros.radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep
+from rcdepth_ros.models.io import InputSpec
+from rcdepth_ros.ros import harness
+from rcdepth_ros.ros.diagnostics import NodeStats
 
 REPO = Path(__file__).resolve().parents[1]
 H, W = 48, 80  # H != W so a transpose cannot hide

@@ -5,11 +5,11 @@ import os
 from pathlib import Path
 import threading
 import time
-import warnings
 
 import pytest
 
 from rcdepth_ros import cli
+from rcdepth_ros import counters as keys
 from rcdepth_ros.bags import io, nuscenes2bag
 from rcdepth_ros.bags.replay import replay
 from rcdepth_ros.ros.harness import NodeProcess, stamp_ns, write_params_file
@@ -36,23 +36,13 @@ def bag(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def spun_node(rclpy_context):
-    """A test node spun by an executor in a background thread; joined at teardown."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
+def spun_node(ros_env):
+    """A test node spun in a background thread (the ROS session helper); closed at teardown."""
+    from rcdepth_ros.ros.session import RosSession
 
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore', DeprecationWarning)
-        node = rclpy.create_node(f'replay_tester_{os.getpid()}', context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    yield node
-    executor.shutdown()
-    thread.join(timeout=10.0)
-    assert not thread.is_alive()
-    node.destroy_node()
+    with RosSession(f'replay_tester_{os.getpid()}', int(ros_env['ROS_DOMAIN_ID']),
+                    ros_env) as session:
+        yield session.node
 
 
 def _wait(condition, timeout: float) -> bool:
@@ -158,11 +148,11 @@ def test_bag_from_nuscenes2bag_replays_into_the_node(bag, spun_node, ros_env, na
                          wait_for_subscribers=20.0)
         assert summary['published'][IMAGE] == len(image_stamps) and not summary['skipped']
         assert _wait(lambda: depths or not proc.alive(), 60.0) and depths, proc.log()[-3000:]
-        assert _wait(lambda: any(int(d.get('frames_processed', 0)) > 0 for d in diags), 10.0)
+        assert _wait(lambda: any(int(d.get(keys.FRAMES_PROCESSED, 0)) > 0 for d in diags), 10.0)
         assert proc.alive(), proc.log()[-3000:]
     depth = depths[0]
     assert (depth.encoding, depth.height, depth.width) == ('32FC1', H, W)
     assert depth.header.frame_id == 'CAM_FRONT' and stamp_ns(depth.header) in image_stamps
-    last = [d for d in diags if int(d.get('frames_processed', 0)) > 0][-1]
+    last = [d for d in diags if int(d.get(keys.FRAMES_PROCESSED, 0)) > 0][-1]
     # Radar frames resolved through the bag's calibration sidecar: no bad input at all.
-    assert int(last['bad_input_total']) == 0, last
+    assert int(last[keys.BAD_INPUT_TOTAL]) == 0, last

@@ -1,48 +1,36 @@
-"""Offline inference over a bag, without ROS: the node's frame pipeline on rosbags messages.
+"""Offline inference over a bag, without ROS: the node's frame assembler and pipeline.
 
-The bag is read in log-time order and fed through the same pieces ``rcdepth_node`` uses:
-camera_info paired with the image of the same stamp, radar sweeps in
-:class:`~rcdepth_ros.ros.radar_buffer.RadarBuffer` s (newest ``max_sweeps`` within ``window``
-before the image stamp), ego motion from ``/odom`` (else ``map -> base_link`` in ``/tf``) in an
-:class:`~rcdepth_ros.ros.radar_buffer.OdometryBuffer`, extrinsics from the calibration YAML,
-:func:`~rcdepth_ros.ros.radar_buffer.sweeps_in_camera` and
-:class:`~rcdepth_ros.pipeline.FramePipeline`. A frame is processed once every message with a
-log time up to its own has been read (the node processes a frame right after it arrives), and
-unlike the node none is dropped: one output per input image.
+The bag is read in log-time order and every message is fed to the same
+:class:`~rcdepth_ros.assembler.FrameAssembler` that ``rcdepth_node`` feeds from its callbacks
+(image paired with the camera_info of its stamp, per-radar windows and the sweep-selection
+rule, ego motion from ``/odom``, else ``map -> base_link`` in ``/tf``, time jumps), with the
+node's parameters (a ``--params-file``, read by :func:`rcdepth_ros.ros.params.read_params_file`,
+then the tool's options), extrinsics from the calibration YAML, and
+:class:`~rcdepth_ros.pipeline.FramePipeline`. A frame is assembled once every message with a
+log time up to its own has been read (the node assembles a frame right after it arrives),
+and unlike the node none is dropped: one output per input image that has a camera_info.
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 import dataclasses
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .. import codec, geometry, inference, msgs, pipeline
-from ..errors import BadArgument, MissingData
+from .. import codec, counters, inference, msgs, pipeline
+from ..assembler import FrameAssembler, PairedImage, pose_matrix
+from ..calibration import Calibration, CalibrationExtrinsics, SensorCalibration, load_calibration
+from ..errors import BadArgument, BadInputFile, MissingData
 from ..ros import params
-from ..ros.extrinsics import (
-    Calibration,
-    CalibrationExtrinsics,
-    SensorCalibration,
-    load_calibration,
-)
-from ..ros.radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep, sweeps_in_camera
+from ..ros.params import NodeConfig
 from . import io
 from .nuscenes2bag import BASE_FRAME, CALIBRATION_FILE, camera_info_topic
 
-__all__ = ['infer_bag', 'output_topics', 'RADAR_WINDOW_S', 'RADAR_MAX_SWEEPS']
-
-# The node's radar.window / radar.max_sweeps / min_depth / max_depth defaults, as declared.
-RADAR_WINDOW_S = params.default('radar.window')
-RADAR_MAX_SWEEPS = params.default('radar.max_sweeps')
-MIN_DEPTH, MAX_DEPTH = params.default('min_depth'), params.default('max_depth')
-# camera_info kept for pairing, images kept while their camera_info is late (as the node).
-INFO_HISTORY = 30
-PENDING_IMAGES = 4
+__all__ = ['infer_bag', 'output_topics', 'tool_config', 'BagFrames', 'bag_cameras']
 
 _IMAGE = 'sensor_msgs/msg/Image'
 _COMPRESSED = 'sensor_msgs/msg/CompressedImage'
@@ -50,6 +38,31 @@ _INFO = 'sensor_msgs/msg/CameraInfo'
 _CLOUD = 'sensor_msgs/msg/PointCloud2'
 _ODOM = 'nav_msgs/msg/Odometry'
 _TF = 'tf2_msgs/msg/TFMessage'
+_IMAGE_SUFFIXES = ('image_rect_compressed', 'image_rect', 'image_raw', 'image_raw/compressed')
+
+
+def tool_config(params_file: str | os.PathLike[str] | None = None,
+                **given: Any) -> NodeConfig:
+    """Return the node's parameters for a tool: ``params_file`` (node YAML), then ``given``.
+
+    ``given`` maps ROS names to the tool's options; None means "not given" (the file's value
+    or the declared default stays). Bad files and values are :class:`BadInputFile` /
+    :class:`BadArgument`.
+    """
+    values: dict[str, Any] = {}
+    if params_file is not None:
+        path = Path(params_file).expanduser()
+        if not path.is_file():
+            raise MissingData(f'parameters file not found: {path}')
+        try:
+            values = params.read_params_file(path)
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            raise BadInputFile(str(exc)) from None
+    values.update({k: v for k, v in given.items() if v is not None})
+    try:
+        return params.config_from_dict(values)
+    except ValueError as exc:
+        raise BadArgument(str(exc)) from None
 
 
 def output_topics(camera: str) -> dict[str, str]:
@@ -60,14 +73,23 @@ def output_topics(camera: str) -> dict[str, str]:
 
 def _image_topic(topics: dict[str, tuple[str, int]], camera: str) -> tuple[str, bool]:
     """Image topic of ``camera`` in the bag and whether it is compressed."""
-    candidates = (f'/{camera}/image_rect_compressed', f'/{camera}/image_rect',
-                  f'/{camera}/image_raw', f'/{camera}/image_raw/compressed')
+    candidates = tuple(f'/{camera}/{suffix}' for suffix in _IMAGE_SUFFIXES)
     for topic in candidates:
         msgtype = topics.get(topic, ('', 0))[0]
         if msgtype in (_IMAGE, _COMPRESSED):
             return topic, msgtype == _COMPRESSED
     raise MissingData(f'the bag has no image topic of camera {camera} (looked for '
                       f'{", ".join(candidates)})')
+
+
+def bag_cameras(topics: dict[str, tuple[str, int]]) -> list[str]:
+    """Cameras of a bag: names with an image topic and a CameraInfo topic, sorted."""
+    names = set()
+    for topic, (msgtype, _) in topics.items():
+        for suffix in _IMAGE_SUFFIXES:
+            if topic.endswith('/' + suffix) and msgtype in (_IMAGE, _COMPRESSED):
+                names.add(topic[1:-len(suffix) - 1])
+    return sorted(n for n in names if topics.get(camera_info_topic(n), ('', 0))[0] == _INFO)
 
 
 def _radar_topics(topics: dict[str, tuple[str, int]], radars: Sequence[str]) -> list[str]:
@@ -111,107 +133,119 @@ def _calibration(in_bag: Path, topics: dict[str, tuple[str, int]],
     return None, 'none'
 
 
-def _pose(position: Any, orientation: Any) -> np.ndarray:
-    return geometry.make_transform(
-        np.array([orientation.w, orientation.x, orientation.y, orientation.z]),
-        np.array([position.x, position.y, position.z]))
+class BagFrames:
+    """The frames of a bag as the node would assemble them: iterate for (paired, frame).
 
+    ``config``: the node's parameters (:func:`tool_config`); its ``image_type``,
+    ``radar_topics`` and calibration are replaced by what the bag holds (``radars``:
+    channel names or topics; ``calibration``: a YAML path, default the parameter
+    ``extrinsics.calibration_path``, else the bag's sidecar, else ``/tf_static``). A frame the
+    assembler cannot build (bad input) is counted in ``assembler.counts`` and not yielded.
+    """
 
-class _BagRunner:
-    """The node's buffering and pairing, driven by bag messages instead of callbacks."""
-
-    def __init__(self, frame_pipeline: pipeline.FramePipeline, extrinsics: CalibrationExtrinsics,
-                 radar_topics: list[str], window: float, max_sweeps: int) -> None:
-        self.pipeline = frame_pipeline
-        self.extrinsics = extrinsics
-        self.radar = {t: RadarBuffer(window, max_sweeps) for t in radar_topics}
-        self.odom = OdometryBuffer()
-        self.infos: deque[tuple[int, Any, np.ndarray, tuple[int, int]]] = deque(
-            maxlen=INFO_HISTORY)
-        self.waiting: list[tuple[int, Any]] = []  # images whose camera_info is not yet read
-        # (log time the pair completed, image, camera_info, K, (height, width))
-        self.ready: list[tuple[int, Any, Any, np.ndarray, tuple[int, int]]] = []
-        self.skipped: Counter[str] = Counter()
-        self.radar_points: list[int] = []
-
-    def on_image(self, msg: Any, log_ns: int) -> None:
-        stamp = msgs.stamp_to_ns(msg.header.stamp)
-        match = next((i for i in self.infos if i[0] == stamp), None)
-        if match is None:
-            self.waiting.append((stamp, msg))
-            if len(self.waiting) > PENDING_IMAGES:  # its camera_info never came
-                del self.waiting[0]
-                self.skipped['no_camera_info'] += 1
+    def __init__(self, in_bag: str | os.PathLike[str], config: NodeConfig,
+                 cameras: Sequence[str] = ('CAM_FRONT',),
+                 radars: Sequence[str] = ('RADAR_FRONT',),
+                 calibration: str | os.PathLike[str] | None = None) -> None:
+        self.bag = Path(in_bag).expanduser()
+        topics = io.bag_topics(self.bag)
+        if not cameras:
+            raise BadArgument('no camera to run')
+        self.images: dict[str, str] = {}  # image topic -> camera
+        self.infos: dict[str, str] = {}  # camera_info topic -> camera
+        kinds = set()
+        for camera in cameras:
+            topic, compressed = _image_topic(topics, camera)
+            info = camera_info_topic(camera)
+            if topics.get(info, ('', 0))[0] != _INFO:
+                raise MissingData(f'the bag has no CameraInfo topic {info}')
+            self.images[topic], self.infos[info] = camera, camera
+            kinds.add(compressed)
+        if len(kinds) != 1:
+            raise BadArgument('the cameras mix raw and compressed images (image_type is one '
+                              'parameter)')
+        self.n_images = sum(topics[t][1] for t in self.images)
+        self.radar_topics = _radar_topics(topics, radars)
+        path = calibration or config.calibration_path or None
+        calib, self.calibration_source = _calibration(self.bag, topics, path)
+        if calib is None and self.radar_topics:
+            raise MissingData(f'no calibration for the radars: no {CALIBRATION_FILE} in the '
+                              'bag, no /tf_static; pass --calibration')
+        if topics.get('/odom', ('', 0))[0] == _ODOM:
+            self.motion_topic: str | None = '/odom'
+        elif topics.get('/tf', ('', 0))[0] == _TF:
+            self.motion_topic = '/tf'
         else:
-            self.ready.append((log_ns, msg, match[1], match[2], match[3]))
+            self.motion_topic = None
+        self.config = dataclasses.replace(
+            config, image_type='compressed' if kinds.pop() else 'raw',
+            radar_topics=tuple(self.radar_topics), odom_topic=self.motion_topic or '',
+            calibration_path=str(path or ''))
+        self.assembler = FrameAssembler(
+            self.config, CalibrationExtrinsics(calib, self.config.base_frame))
 
-    def on_camera_info(self, msg: Any, log_ns: int) -> None:
-        try:
-            K, height, width = codec.decode_camera_info(msg)
-        except codec.BadInput as exc:
-            self.skipped[exc.kind] += 1
-            return
-        stamp = msgs.stamp_to_ns(msg.header.stamp)
-        self.infos.append((stamp, msg, K, (height, width)))
-        for _, image in [w for w in self.waiting if w[0] == stamp]:
-            self.ready.append((log_ns, image, msg, K, (height, width)))
-        self.waiting = [w for w in self.waiting if w[0] != stamp]
+    def __iter__(self) -> Iterator[tuple[PairedImage, pipeline.Frame]]:
+        assembler = self.assembler
+        ready: list[tuple[int, PairedImage]] = []  # (log time the pair completed, pair)
 
-    def on_radar(self, topic: str, msg: Any) -> None:
-        try:
-            points = codec.decode_radar(msg)
-        except codec.BadInput as exc:
-            self.skipped[exc.kind] += 1
-            return
-        if not msg.header.frame_id:
-            self.skipped['unknown_frame'] += 1
-            return
-        self.radar[topic].add(RadarSweep(msgs.stamp_to_ns(msg.header.stamp),
-                                         msg.header.frame_id, points))
+        def due(before_ns: int | None) -> Iterator[tuple[PairedImage, pipeline.Frame]]:
+            """Frames of the pairs completed before log time ``before_ns`` (None: all).
 
-    def on_pose(self, stamp_ns: int, pose: np.ndarray) -> None:
-        try:
-            self.odom.add(stamp_ns, pose)
-        except ValueError:
-            self.skipped['odometry'] += 1
+            Waiting for a later log time means every message up to the pair's own log time
+            (a radar sweep or odometry of the same instant) is buffered first.
+            """
+            while ready and (before_ns is None or ready[0][0] < before_ns):
+                _, paired = ready.pop(0)
+                frame = assembler.assemble(paired)
+                if frame is not None:
+                    yield paired, frame
 
-    def process(self, image: Any, K: np.ndarray, info_size: tuple[int, int],
-                compressed: bool) -> pipeline.FrameResult | None:
-        """Run one paired image through the pipeline; None (and counted) if it is bad."""
-        stamp = msgs.stamp_to_ns(image.header.stamp)
-        camera_frame = image.header.frame_id
-        try:
-            if not camera_frame:
-                raise codec.BadInput('unknown_frame', 'image has an empty frame_id')
-            rgb = codec.decode_image(image, compressed)
-            chosen = [s for buffer in self.radar.values() for s in buffer.select(stamp)]
-            sweeps = sweeps_in_camera(
-                self.extrinsics, self.odom, camera_frame, self.extrinsics.base_frame, stamp,
-                chosen, on_unknown=lambda reason: self.skipped.update(['unknown_frame']))
-            frame = pipeline.make_frame(stamp, camera_frame, rgb, K, info_size, sweeps)
-        except codec.BadInput as exc:
-            self.skipped[exc.kind] += 1
-            return None
-        self.radar_points.append(int(frame.radar_points_cam.shape[0]))
-        return self.pipeline.process(frame)
+        read = [*self.images, *self.infos, *self.radar_topics] + (
+            [self.motion_topic] if self.motion_topic else [])
+        for topic, msgtype, log_ns, raw in io.read_messages(self.bag, read):
+            yield from due(log_ns)
+            msg = io.deserialize(raw, msgtype)
+            if topic in self.images:
+                ready += [(log_ns, p) for p in assembler.add_image(msg, self.images[topic])]
+            elif topic in self.infos:
+                ready += [(log_ns, p) for p in assembler.add_camera_info(msg,
+                                                                         self.infos[topic])]
+            elif topic in assembler.radar:
+                assembler.add_radar(topic, msg)
+            elif topic == '/odom':
+                assembler.add_odometry(msg)
+            else:  # /tf: map (or odom) -> base_link
+                for tf in msg.transforms:
+                    if tf.child_frame_id == self.config.base_frame:
+                        assembler.add_pose(msgs.stamp_to_ns(tf.header.stamp),
+                                           pose_matrix(tf.transform.translation,
+                                                       tf.transform.rotation))
+        yield from due(None)
+        assembler.finish()
 
 
 def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
-              model: str | os.PathLike[str] | None = None, camera: str = 'CAM_FRONT',
-              radars: Sequence[str] = ('RADAR_FRONT',), device: str = 'auto',
+              model: str | os.PathLike[str] | None = None,
+              cameras: Sequence[str] | str = ('CAM_FRONT',),
+              radars: Sequence[str] = ('RADAR_FRONT',), device: str | None = None,
               overwrite: bool = False, progress: bool = True,
               calibration: str | os.PathLike[str] | None = None,
-              window: float = RADAR_WINDOW_S, max_sweeps: int = RADAR_MAX_SWEEPS,
-              backend: str = 'torch', precision: str = 'fp32') -> dict[str, Any]:
-    """Write depth, uncertainty and coloured depth of every ``camera`` image to ``out_bag``.
+              window: float | None = None, max_sweeps: int | None = None,
+              backend: str | None = None, precision: str | None = None,
+              params_file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Write depth, uncertainty and coloured depth of every camera image to ``out_bag``.
 
-    ``model``: weights path without suffix (None = the shipped demo weights). ``radars``:
-    radar channel names or topics. ``calibration``: YAML path; default the bag's sidecar
-    ``calibration.yaml``, else ``/tf_static``. ``backend`` / ``precision`` as the node's
-    parameters (:mod:`rcdepth_ros.backends`). Output topics (:func:`output_topics`):
-    ``/<camera>/depth`` and ``/<camera>/uncertainty`` (32FC1, metres, NaN = invalid),
-    ``/<camera>/depth_colored`` (bgr8) and ``/<camera>/camera_info``, stamped like the input.
-    Returns a summary with per-topic counts, skipped inputs by kind and mean timings.
+    Parameters are the node's: ``params_file`` (the node's YAML) first, then the options
+    given here (None = not given): ``model`` (weights path without suffix; unset = the
+    shipped demo weights), ``device``, ``backend``, ``precision``, ``window``,
+    ``max_sweeps``. ``cameras``: camera channels, or ``'all'`` (every camera with images
+    and camera_info in the bag). ``radars``: radar channel names or topics.
+    ``calibration``: YAML path; default ``extrinsics.calibration_path``, else the bag's
+    sidecar ``calibration.yaml``, else ``/tf_static``. Output topics per camera
+    (:func:`output_topics`): ``/<camera>/depth`` and ``/<camera>/uncertainty`` (32FC1,
+    metres, NaN = invalid), ``/<camera>/depth_colored`` (bgr8) and ``/<camera>/camera_info``,
+    stamped like the input. Returns a summary with per-topic counts, skipped inputs by
+    reason and mean timings.
     """
     from tqdm import tqdm
 
@@ -221,108 +255,66 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
         raise BadArgument('the output bag must differ from the input bag')
     if (out_bag.exists() or out_bag.is_symlink()) and not overwrite:
         raise BadArgument(f'{out_bag} already exists (use --overwrite to replace it)')
-    image_topic, compressed = _image_topic(topics, camera)
-    info_topic = camera_info_topic(camera)
-    if topics.get(info_topic, ('', 0))[0] != _INFO:
-        raise MissingData(f'the bag has no CameraInfo topic {info_topic}')
-    radar_topics = _radar_topics(topics, radars)
-    calib, calib_source = _calibration(in_bag, topics, calibration)
-    if calib is None and radar_topics:
-        raise MissingData(f'no calibration for the radars: no {CALIBRATION_FILE} in the bag, '
-                          'no /tf_static; pass --calibration')
-    if topics.get('/odom', ('', 0))[0] == _ODOM:
-        motion_topic = '/odom'
-    elif topics.get('/tf', ('', 0))[0] == _TF:
-        motion_topic = '/tf'
-    else:
-        motion_topic = None
-    if max_sweeps < 1 or window < 0:
-        raise BadArgument(f'need window >= 0 and max_sweeps >= 1, got {window}, {max_sweeps}')
-
-    estimator = inference.load_estimator(model, device, precision, backend=backend)
-    runner = _BagRunner(pipeline.FramePipeline(estimator, MIN_DEPTH, MAX_DEPTH),
-                        CalibrationExtrinsics(calib, BASE_FRAME), radar_topics, window,
-                        max_sweeps)
-    names = output_topics(camera)
+    if cameras == 'all' or list(cameras) == ['all']:
+        cameras = bag_cameras(topics)
+        if not cameras:
+            raise MissingData(f'the bag {in_bag} has no camera with images and camera_info')
+    config = tool_config(params_file, model_path=None if model is None else str(model),
+                         device=device, backend=backend, precision=precision,
+                         **{'radar.window': window, 'radar.max_sweeps': max_sweeps})
+    frames = BagFrames(in_bag, config, cameras, radars, calibration)
+    config = frames.config
+    estimator = inference.load_estimator(config.model_path or None, config.device,
+                                         config.precision, backend=config.backend)
+    frame_pipeline = pipeline.FramePipeline(estimator, config.min_depth, config.max_depth)
+    names = {camera: output_topics(camera) for camera in cameras}
     counts: Counter[str] = Counter()
     model_ms: list[float] = []
     total_ms: list[float] = []
-    read = [image_topic, info_topic, *radar_topics] + ([motion_topic] if motion_topic else [])
-    n_images = topics[image_topic][1]
+    radar_points: list[int] = []
+    image_cls = io.TYPESTORE.types[_IMAGE]
 
     with io.open_writer(out_bag, overwrite=overwrite) as writer, \
-            tqdm(total=n_images, desc='infer-bag', unit='img', disable=not progress) as bar:
-        conns = {key: io.add_topic(writer, topic, _INFO if key == 'camera_info' else _IMAGE)
-                 for key, topic in names.items()}
+            tqdm(total=frames.n_images, desc='infer-bag', unit='img',
+                 disable=not progress) as bar:
+        conns = {(camera, key): io.add_topic(writer, topic,
+                                             _INFO if key == 'camera_info' else _IMAGE)
+                 for camera, topics_of in names.items() for key, topic in topics_of.items()}
 
-        def write(key: str, msg: Any, stamp: int) -> None:
+        def write(camera: str, key: str, msg: Any, stamp: int) -> None:
             msgtype = _INFO if key == 'camera_info' else _IMAGE
-            writer.write(conns[key], stamp, io.serialize(msg, msgtype))
-            counts[names[key]] += 1
+            writer.write(conns[camera, key], stamp, io.serialize(msg, msgtype))
+            counts[names[camera][key]] += 1
 
-        def flush(before_ns: int | None) -> None:
-            """Process the paired frames completed before log time ``before_ns`` (None: all).
+        for paired, frame in frames:
+            result = frame_pipeline.process(frame)
+            bar.update(1)
+            header, camera, stamp = paired.image.header, paired.camera, paired.stamp_ns
+            write(camera, 'depth', msgs.build_message(
+                image_cls, codec.depth_image_fields(result.depth), header=header), stamp)
+            write(camera, 'uncertainty', msgs.build_message(
+                image_cls, codec.depth_image_fields(result.sigma), header=header), stamp)
+            bgr = codec.colorize_depth(result.depth, config.max_depth)
+            write(camera, 'colored', msgs.build_message(
+                image_cls, msgs.array_to_image_fields(bgr, 'bgr8'), header=header), stamp)
+            write(camera, 'camera_info', dataclasses.replace(paired.info, header=header),
+                  stamp)
+            model_ms.append(result.model_ms)
+            total_ms.append(result.total_ms)
+            radar_points.append(int(frame.radar_points_cam.shape[0]))
+        bar.update(frames.n_images - bar.n)  # images skipped (no camera_info, bad input)
 
-            Waiting for a later log time means every message up to the pair's own log time
-            (a radar sweep or odometry of the same instant) is buffered first.
-            """
-            keep = []
-            for entry in runner.ready:
-                done_ns, image, info, K, size = entry
-                if before_ns is not None and done_ns >= before_ns:
-                    keep.append(entry)
-                    continue
-                result = runner.process(image, K, size, compressed)
-                bar.update(1)
-                if result is None:
-                    continue
-                stamp = msgs.stamp_to_ns(image.header.stamp)
-                image_cls = io.TYPESTORE.types[_IMAGE]
-                write('depth', msgs.build_message(
-                    image_cls, codec.depth_image_fields(result.depth),
-                    header=image.header), stamp)
-                write('uncertainty', msgs.build_message(
-                    image_cls, codec.depth_image_fields(result.sigma),
-                    header=image.header), stamp)
-                bgr = codec.colorize_depth(result.depth, runner.pipeline.max_depth)
-                write('colored', msgs.build_message(
-                    image_cls, msgs.array_to_image_fields(bgr, 'bgr8'),
-                    header=image.header), stamp)
-                write('camera_info', dataclasses.replace(info, header=image.header), stamp)
-                model_ms.append(result.model_ms)
-                total_ms.append(result.total_ms)
-            runner.ready = keep
-
-        for topic, msgtype, log_ns, raw in io.read_messages(in_bag, read):
-            flush(log_ns)
-            msg = io.deserialize(raw, msgtype)
-            if topic == image_topic:
-                runner.on_image(msg, log_ns)
-            elif topic == info_topic:
-                runner.on_camera_info(msg, log_ns)
-            elif topic in runner.radar:
-                runner.on_radar(topic, msg)
-            elif topic == '/odom':
-                runner.on_pose(msgs.stamp_to_ns(msg.header.stamp),
-                               _pose(msg.pose.pose.position, msg.pose.pose.orientation))
-            else:  # /tf: map (or odom) -> base_link
-                for tf in msg.transforms:
-                    if tf.child_frame_id == BASE_FRAME:
-                        runner.on_pose(msgs.stamp_to_ns(tf.header.stamp),
-                                       _pose(tf.transform.translation, tf.transform.rotation))
-        flush(None)
-        if runner.waiting:
-            runner.skipped['no_camera_info'] += len(runner.waiting)
-        bar.update(n_images - bar.n)  # images skipped for lack of camera_info
-
-    frames = counts[names['depth']]
+    done = sum(counts[n['depth']] for n in names.values())
     return {
-        'bag': str(out_bag), 'images': n_images, 'frames': frames,
-        'topics': {names[k]: counts[names[k]] for k in names},
-        'skipped': dict(runner.skipped), 'calibration': calib_source,
-        'ego_motion': motion_topic or 'none', 'camera': camera, 'radars': radar_topics,
+        'bag': str(out_bag), 'images': frames.n_images, 'frames': done,
+        'topics': {topic: counts[topic] for n in names.values() for topic in n.values()},
+        'skipped': {k: v for k, v in frames.assembler.counts.items()
+                    if k != counters.FRAMES_UNCOMPENSATED},
+        'uncompensated': frames.assembler.counts[counters.FRAMES_UNCOMPENSATED],
+        'calibration': frames.calibration_source,
+        'ego_motion': frames.motion_topic or 'none', 'cameras': list(cameras),
+        'radars': frames.radar_topics,
         'model_ms_mean': float(np.mean(model_ms)) if model_ms else float('nan'),
         'total_ms_mean': float(np.mean(total_ms)) if total_ms else float('nan'),
-        'radar_points_mean': float(np.mean(runner.radar_points)) if runner.radar_points
-        else 0.0,
+        'radar_points_mean': float(np.mean(radar_points)) if radar_points else 0.0,
     }

@@ -14,7 +14,7 @@ whose log time and header stamp are the sensor time:
 
 frame_ids are the sensor channel names (nuScenes camera frames are already optical frames).
 The calibration sidecar ``<bag>/calibration.yaml`` (format of
-:mod:`rcdepth_ros.ros.extrinsics`) holds the rig of the first scene; ``rcdepth_node`` reads
+:mod:`rcdepth_ros.calibration`) holds the rig of the first scene; ``rcdepth_node`` reads
 it as ``extrinsics.calibration_path``. ``metadata.yaml`` lists only the MCAP file, so
 rosbag2 readers ignore the sidecar.
 """
@@ -29,8 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .. import geometry, msgs
+from ..calibration import Calibration, SensorCalibration, calibration_to_dict
 from ..errors import BadArgument, BadInputFile, MissingData
-from ..ros.extrinsics import Calibration, SensorCalibration, calibration_to_dict
 from . import io
 
 __all__ = ['convert', 'CALIBRATION_FILE', 'BASE_FRAME', 'MAP_FRAME', 'image_topic',

@@ -92,15 +92,12 @@ def replay(bag: str | os.PathLike[str], rate: float = 1.0, topics: Sequence[str]
     played, targets = _plan(bag, topics, remap)
     qos = io.bag_qos(bag)
 
-    import rclpy
-
-    context = None
+    session = None
     if node is None:
-        from rclpy.context import Context
+        from ..ros.session import RosSession
 
-        context = Context()
-        rclpy.init(context=context)
-        node = rclpy.create_node(f'rcdepth_replay_{os.getpid()}', context=context)
+        session = RosSession(f'rcdepth_replay_{os.getpid()}', spin=False)
+        node = session.node
     logger = node.get_logger()
     publishers: dict[str, Any] = {}
     skipped: dict[str, int] = {}
@@ -150,9 +147,8 @@ def replay(bag: str | os.PathLike[str], rate: float = 1.0, topics: Sequence[str]
             node.destroy_publisher(publisher)
         if clock_pub is not None:
             node.destroy_publisher(clock_pub)
-        if context is not None:
-            node.destroy_node()
-            context.try_shutdown()
+        if session is not None:
+            session.close()
     return {'published': published, 'skipped': skipped,
             'messages': sum(published.values()), 'wall_s': time.monotonic() - started}
 

@@ -10,7 +10,9 @@ from ..ros import params
 NAME = 'bench-node'
 HELP = ('Start rcdepth_node as a process, publish synthetic frames one at a time and report '
         'end-to-end latency (image published -> depth received) and the node overhead '
-        '(end-to-end minus the model time the node reports), median and p90.')
+        '(end-to-end minus the model time the node reports), median and p90, and the '
+        "node's resident memory (RSS) after the warm-up and at the end (a soak test with "
+        'e.g. --frames 2000).')
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -45,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='ROS_DOMAIN_ID of the run (default: derived from the pid)')
     parser.add_argument('--timeout', type=float, default=120.0,
                         help='seconds to wait for the node to start and for each frame')
+    parser.add_argument('--rss-every', type=int, default=100, metavar='N',
+                        help="sample the node's RSS every N timed frames (soak runs)")
     parser.add_argument('--json', default=None, metavar='OUT', help='write the results here')
 
 
@@ -112,9 +116,6 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
     import time
 
-    import rclpy
-    from rclpy.context import Context
-    from rclpy.executors import SingleThreadedExecutor
     import yaml
 
     from ..ros.harness import (
@@ -125,9 +126,10 @@ def run(args: argparse.Namespace) -> int:
         stamp_ns,
         write_params_file,
     )
+    from ..ros.session import RosSession
 
-    if args.frames < 1 or args.warmup < 0:
-        raise BadArgument('need --frames >= 1 and --warmup >= 0')
+    if args.frames < 1 or args.warmup < 0 or args.rss_every < 1:
+        raise BadArgument('need --frames >= 1, --warmup >= 0 and --rss-every >= 1')
     height, width = args.size
     domain = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
     with tempfile.TemporaryDirectory(prefix='rcdepth_bench_node_') as tmp:
@@ -143,15 +145,10 @@ def run(args: argparse.Namespace) -> int:
         env = ros_environment(domain, folder)
         namespace = f'/bench{os.getpid()}'
         proc = NodeProcess(params, env, namespace, folder / 'node.log')
-        os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = 'LARGE_DATA'
-        os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-        context = Context()
-        rclpy.init(context=context, domain_id=domain)
-        node = rclpy.create_node('bench_node_client', context=context)
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
+        session = RosSession('bench_node_client', domain, env, spin=False)
+        rss: list[tuple[int, float]] = []  # (timed frames done, node RSS MB)
         try:
-            client = NodeClient(executor, node, namespace, proc, height, width,
+            client = NodeClient(session.executor, session.node, namespace, proc, height, width,
                                 outputs=KEYS, startup_timeout=args.timeout)
             if not client.wait(lambda: client.pub_image.get_subscription_count() > 0,
                                args.timeout):
@@ -159,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             for _ in range(args.warmup):
                 client.serve_one(timeout=args.timeout)
             done = _settle(client, args.timeout)
+            rss.append((0, proc.rss_mb()))
             e2e, both, model, total = [], [], [], []
             for i in range(args.frames):
                 stamp = client.publish_frame()
@@ -179,15 +177,15 @@ def run(args: argparse.Namespace) -> int:
                 total.append(float(
                     client.got['processing_time'][done['processing_time']][1].data))
                 done = {k: n + 1 for k, n in done.items()}
+                if (i + 1) % args.rss_every == 0 or i + 1 == args.frames:
+                    rss.append((i + 1, proc.rss_mb()))
                 print(f'\rframe {i + 1}/{args.frames}: {e2e[-1]:.1f} ms', end='', flush=True)
             print()
             client.wait(lambda: False, 0.2)
             if any(len(client.got[k]) > done[k] for k in KEYS):
                 raise ValueError('the node published more outputs than frames were sent')
         finally:
-            executor.shutdown()
-            node.destroy_node()
-            context.try_shutdown()
+            session.close()
             proc.stop()
     overhead = [a - b for a, b in zip(e2e, model)]
     inside = [a - b for a, b in zip(total, model)]  # the node's own work around the network
@@ -203,12 +201,20 @@ def run(args: argparse.Namespace) -> int:
         'end_to_end_ms': _stats(e2e), 'end_to_end_depth_and_uncertainty_ms': _stats(both),
         'model_ms': _stats(model), 'node_processing_ms': _stats(total),
         'overhead_ms': _stats(overhead), 'node_overhead_ms': _stats(inside),
+        # Resident memory of the node process after the warm-up and at the end: a leak per
+        # frame shows as growth over a long run.
+        'node_rss_mb': {'start': rss[0][1], 'end': rss[-1][1],
+                        'growth_pct': 100.0 * (rss[-1][1] / rss[0][1] - 1.0),
+                        'samples': [[n, mb] for n, mb in rss]},
         'measured_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
     }
     for key in ('end_to_end_ms', 'end_to_end_depth_and_uncertainty_ms', 'model_ms',
                 'node_processing_ms', 'overhead_ms', 'node_overhead_ms'):
         s = result[key]
         print(f'{key:36s} median {s["median"]:8.2f}  p90 {s["p90"]:8.2f}')
+    memory = result['node_rss_mb']
+    print(f'{"node_rss_mb":36s} start {memory["start"]:8.1f}  end {memory["end"]:8.1f}  '
+          f'growth {memory["growth_pct"]:+.2f} % over {args.frames} frames')
     if args.json:
         out = Path(args.json)
         out.parent.mkdir(parents=True, exist_ok=True)

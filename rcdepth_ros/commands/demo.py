@@ -30,14 +30,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--model', default=None, metavar='PATH',
                         help='weights path without suffix (PATH.safetensors + PATH.json); '
                              'None = the shipped models/xdrcdepth_demo')
-    parser.add_argument('--device', choices=('auto', 'cpu', 'cuda'), default='auto',
-                        help='inference device of the node')
-    parser.add_argument('--backend', default=params.default('backend'),
+    parser.add_argument('--params-file', default=None, metavar='YAML',
+                        help="the node's parameters file (e.g. config/rcdepth.yaml): the demo's "
+                             'node runs with it; the demo sets only its topics, calibration '
+                             'and QoS, and the options here override the file')
+    parser.add_argument('--device', choices=params.SPECS_BY_NAME['device'].choices,
+                        default=None,
+                        help=f'inference device of the node (default {params.default("device")})')
+    parser.add_argument('--backend', default=None,
                         choices=params.SPECS_BY_NAME['backend'].choices,
-                        help='inference runtime of the node (its backend parameter)')
-    parser.add_argument('--precision', default=params.default('precision'),
+                        help='inference runtime of the node (its backend parameter, default '
+                             f'{params.default("backend")})')
+    parser.add_argument('--precision', default=None,
                         choices=params.SPECS_BY_NAME['precision'].choices,
-                        help="the node's precision parameter")
+                        help="the node's precision parameter (default "
+                             f'{params.default("precision")})')
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic world')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='replay rate (1 = recorded speed); replay also pauses after each '
@@ -65,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         nuscenes=Path(args.nuscenes) if args.nuscenes else None, scene=args.scene,
         version=args.version, model=args.model, overwrite=args.overwrite, seed=args.seed,
         device=args.device, backend=args.backend, precision=args.precision, rate=args.rate,
+        params_file=Path(args.params_file) if args.params_file else None,
         domain_id=args.domain_id,
         frame_timeout=args.timeout, progress=not args.no_progress)
     report = run_demo(options)  # a DemoError is a UserError: one line from the CLI

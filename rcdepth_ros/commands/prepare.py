@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import BadArgument
+from ..sweeps import DEFAULT_MAX_SWEEPS, DEFAULT_WINDOW_S
 
 NAME = 'prepare'
 HELP = ('Prepare nuScenes-format data for training: radar images, single-scan and accumulated '
@@ -25,7 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='i/n: prepare only shard i (0-based) of n, by a stable token hash')
     parser.add_argument('--accumulate-sweeps', type=int, default=80,
                         help='LiDAR sweeps before and after the keyframe for accumulated GT')
-    parser.add_argument('--radar-sweeps', type=int, default=1, help='radar sweeps per radar')
+    parser.add_argument('--radar-sweeps', type=int, default=DEFAULT_MAX_SWEEPS,
+                        help='newest radar sweeps per radar (node: radar.max_sweeps)')
+    parser.add_argument('--radar-window', type=float, default=DEFAULT_WINDOW_S,
+                        help='seconds of radar before the image time (node: radar.window)')
     parser.add_argument('--radars', default='RADAR_FRONT',
                         help='comma-separated radar channels')
     parser.add_argument('--radar-filters', choices=('off', 'on'), default='off',
@@ -37,12 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..data.nuscenes_prep import PrepareOptions, parse_shard, run_prepare
 
-    if args.accumulate_sweeps < 0 or args.radar_sweeps < 1 or args.workers < 0:
-        raise BadArgument('need --accumulate-sweeps >= 0, --radar-sweeps >= 1, --workers >= 0')
+    if args.accumulate_sweeps < 0 or args.radar_sweeps < 1 or args.workers < 0 or \
+            args.radar_window < 0:
+        raise BadArgument('need --accumulate-sweeps >= 0, --radar-sweeps >= 1, '
+                          '--radar-window >= 0, --workers >= 0')
     radars = tuple(r.strip() for r in args.radars.split(',') if r.strip())
     if not radars:
         raise BadArgument('--radars names no radar channel')
     options = PrepareOptions(camera=args.camera, radars=radars, radar_sweeps=args.radar_sweeps,
+                             radar_window=args.radar_window,
                              radar_filters=args.radar_filters == 'on',
                              accumulate_sweeps=args.accumulate_sweeps)
     shard = parse_shard(args.shard) if args.shard else None

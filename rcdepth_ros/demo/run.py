@@ -22,17 +22,16 @@ The node process is always stopped (SIGINT, then SIGKILL), whatever fails.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 import json
 import os
 from pathlib import Path
 import shutil
 import tempfile
-import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
+from .. import counters as keys
 from ..errors import BadArgument, BadInputFile, MissingData, UserError
 from ..models.io import resolve_weights, weight_paths
 
@@ -85,9 +84,10 @@ class DemoOptions:
     model: str | None = None
     overwrite: bool = False
     seed: int = 0
-    device: str = 'auto'
-    backend: str = 'torch'
-    precision: str = 'fp32'
+    device: str | None = None
+    backend: str | None = None
+    precision: str | None = None
+    params_file: Path | None = None
     rate: float = 1.0
     domain_id: int | None = None
     frame_timeout: float = 120.0
@@ -169,12 +169,37 @@ def build_demo_world(out: Path, size: WorldSize, seed: int, progress: bool) -> P
     return build_world(config, out, workers=min(2, os.cpu_count() or 1), progress=progress)
 
 
-def node_parameters(model: Path, calibration: Path, device: str, backend: str = 'torch',
-                    precision: str = 'fp32') -> dict[str, Any]:
-    """Parameters of the demo's ``rcdepth_node`` (ROS names; see ``config/rcdepth.yaml``)."""
+def user_parameters(options: DemoOptions) -> dict[str, Any]:
+    """Return the user's node parameters: ``--params-file``, then the options given.
+
+    What the demo wires itself (topics, calibration, QoS; :func:`node_parameters`) overrides
+    these; everything else (radar filters, window, sweeps, depth range, ...) reaches the node
+    as written, and :func:`rcdepth_ros.bags.infer_bag.tool_config` validates it.
+    """
+    from ..bags.infer_bag import tool_config
+    from ..ros import params
+
+    given = {'device': options.device, 'backend': options.backend,
+             'precision': options.precision,
+             'model_path': None if options.model is None else str(options.model)}
+    config = tool_config(options.params_file, **given)  # one-line errors for a bad file
+    values = params.read_params_file(options.params_file) if options.params_file else {}
+    values.update({k: v for k, v in given.items() if v is not None})
+    values.setdefault('device', config.device)
+    values.setdefault('backend', config.backend)
+    values.setdefault('precision', config.precision)
+    return values
+
+
+def node_parameters(model: Path, calibration: Path, user: dict[str, Any] | None = None,
+                    ) -> dict[str, Any]:
+    """Parameters of the demo's ``rcdepth_node`` (ROS names; see ``config/rcdepth.yaml``).
+
+    ``user``: :func:`user_parameters`; the demo's own wiring below wins over it.
+    """
     return {
-        'model_path': str(model), 'device': device, 'backend': backend,
-        'precision': precision, 'image_type': 'compressed',
+        **(user or {}),
+        'model_path': str(model), 'image_type': 'compressed',
         'radar_topics': [f'/{RADAR}'], 'odom_topic': '/odom',
         'extrinsics.source': 'calibration', 'extrinsics.calibration_path': str(calibration),
         # Replay catches up in bursts after each keyframe pause: keep everything queued.
@@ -184,53 +209,10 @@ def node_parameters(model: Path, calibration: Path, device: str, backend: str = 
     }
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables of this process for the block (rclpy reads them at init)."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _node_config(values: dict[str, Any]) -> Any:
+    from ..ros.params import config_from_dict
 
-
-class _Session:
-    """The demo's rclpy context, node and executor thread (outputs recorder, replay pacing)."""
-
-    def __init__(self, domain_id: int) -> None:
-        import warnings
-
-        import rclpy
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-
-        self.context = Context()
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', DeprecationWarning)
-            rclpy.init(context=self.context, domain_id=domain_id)
-            self.node = rclpy.create_node(f'rcdepth_demo_{os.getpid()}', context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, name='rcdepth_demo_spin',
-                                        daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-
-        with contextlib.suppress(ExternalShutdownException):
-            self.executor.spin()
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self._thread.join(timeout=10.0)
-        self.node.destroy_node()
-        self.context.try_shutdown()
+    return config_from_dict(values)
 
 
 def _configure_failure(log: str) -> str | None:
@@ -240,7 +222,7 @@ def _configure_failure(log: str) -> str | None:
     return None
 
 
-def _wait_for_node(session: _Session, proc: Any, recorder: Any, timeout: float,
+def _wait_for_node(session: Any, proc: Any, recorder: Any, timeout: float,
                    log_path: Path) -> None:
     """Until the node is active (subscribed to its inputs) and its outputs are matched."""
     deadline = time.monotonic() + timeout
@@ -285,7 +267,7 @@ class _Pacer:
         deadline = time.monotonic() + self.SYNC_TIMEOUT_S
         while time.monotonic() < deadline and self.proc.alive():
             diag = self.recorder.diagnostics
-            if all(int(diag.get(f'received {name}', 0)) >= self.published.get(topic, 0)
+            if all(int(diag.get(keys.received_key(name), 0)) >= self.published.get(topic, 0)
                    for topic, name in self.counters.items()):
                 return
             time.sleep(0.01)
@@ -312,8 +294,9 @@ def _drain(recorder: Any, images: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         diag = recorder.diagnostics
-        done = int(diag.get('frames_processed', 0)) + int(diag.get('frames_dropped', 0))
-        if done >= images and recorder.counts['depth'] >= int(diag.get('frames_processed', 0)):
+        processed = int(diag.get(keys.FRAMES_PROCESSED, 0))
+        done = processed + int(diag.get(keys.FRAMES_DROPPED, 0))
+        if done >= images and recorder.counts['depth'] >= processed:
             break
         time.sleep(0.1)
     recorder.settle(quiet_s=0.5, timeout=5.0)
@@ -356,11 +339,12 @@ def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[
     from ..bags.nuscenes2bag import camera_info_topic, image_topic
     from ..bags.replay import replay
     from ..ros.harness import NodeProcess, ros_environment, write_params_file
+    from ..ros.session import RosSession
     from .recorder import OutputRecorder
 
     image, info, radar = image_topic(CAMERA), camera_info_topic(CAMERA), f'/{RADAR}'
-    params = write_params_file(out / PARAMS, node_parameters(
-        model, calibration, options.device, options.backend, options.precision))
+    params = write_params_file(out / PARAMS, node_parameters(model, calibration,
+                                                             user_parameters(options)))
     domain = options.domain_id if options.domain_id is not None else 101 + os.getpid() % 100
     log_path = out / NODE_LOG
     timing: dict[str, float] = {}
@@ -368,16 +352,14 @@ def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[
         env = ros_environment(domain, ros_log)
         # The node is the one busy process: let torch use every core.
         env['OMP_NUM_THREADS'] = os.environ.get('OMP_NUM_THREADS', str(os.cpu_count() or 1))
-        own = {k: env[k] for k in ('ROS_DOMAIN_ID', 'ROS_AUTOMATIC_DISCOVERY_RANGE',
-                                   'FASTDDS_BUILTIN_TRANSPORTS', 'ROS_LOG_DIR')}
-        with _environment(own), bag_io.open_writer(out / DEPTH_BAG, overwrite=True) as writer:
+        with bag_io.open_writer(out / DEPTH_BAG, overwrite=True) as writer:
             t0 = time.monotonic()
             _say(f'starting rcdepth_node (model {model.name}, ROS_DOMAIN_ID {domain}, '
                  f'log {log_path})')
             proc = NodeProcess(params, env, log_path=log_path)
             session = None
             try:
-                session = _Session(domain)
+                session = RosSession(f'rcdepth_demo_{os.getpid()}', domain, env)
                 recorder = OutputRecorder(session.node, NODE, writer, stamps)
                 _wait_for_node(session, proc, recorder, options.frame_timeout + 60.0,
                                log_path)
@@ -416,7 +398,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     if options.rate <= 0:
         raise BadArgument(f'--rate must be > 0, got {options.rate}')
     out = Path(options.out).expanduser().resolve()
-    model_path, description = check_model(options.model)
+    user = user_parameters(options)  # a bad --params-file fails before any work
+    model_path, description = check_model(user.get('model_path') or None)
     real = check_inputs(options)
     check_output(out, options.overwrite)
 
@@ -443,7 +426,9 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     timing['bag_s'] = time.monotonic() - t0
 
     # Ground truth and radar of every keyframe, straight from the dataroot.
-    keyframes = load_keyframes(dataroot, version, scene, CAMERA, RADAR)
+    config = _node_config(node_parameters(model_path, calibration, user))
+    keyframes = load_keyframes(dataroot, version, scene, CAMERA, RADAR, config.radar_window,
+                               config.radar_max_sweeps)
     if not keyframes:
         raise DemoError(f'{scene} has no {CAMERA} keyframes')
 
@@ -471,7 +456,7 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     report = {
         'model': {'name': model_path.name, 'path': str(model_path), 'variant': variant,
                   'arch': description.get('arch'),
-                  'source': 'given' if options.model else 'shipped default',
+                  'source': 'given' if user.get('model_path') else 'shipped default',
                   'training_data': description.get('training_data'),
                   'device': diag.get('device')},
         'world': {'source': 'synthetic' if real is None else 'nuscenes',
@@ -482,13 +467,15 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         'frames': {'images_in': pacer.images, 'depth_out': recorder.counts['depth'],
                    'uncertainty_out': recorder.counts['uncertainty'],
                    'colored_out': recorder.counts['depth_colored'],
-                   'dropped': int(diag.get('frames_dropped', 0)),
-                   'bad_input': int(diag.get('bad_input_total', 0)),
+                   'dropped': int(diag.get(keys.FRAMES_DROPPED, 0)),
+                   'uncompensated': int(diag.get(keys.FRAMES_UNCOMPENSATED, 0)),
+                   'bad_input': int(diag.get(keys.BAD_INPUT_TOTAL, 0)),
                    'keyframes': len(keyframes), 'keyframes_with_output': len(results),
                    'keyframes_unsynced': pacer.unsynced,
                    'published': served.played['published'],
-                   'node_received': {k.split(' ', 1)[1]: int(v) for k, v in diag.items()
-                                     if k.startswith('received ')}},
+                   'node_received': {k.removeprefix(keys.received_key('')): int(v)
+                                     for k, v in diag.items()
+                                     if k.startswith(keys.received_key(''))}},
         'node': {'processing_ms_median': _median(recorder.processing_ms),
                  'model_ms_median': _median(recorder.model_ms),
                  'replay_rate': options.rate, 'domain_id': served.domain},

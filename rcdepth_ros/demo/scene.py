@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import geometry
 from ..errors import BadArgument, BadInputFile, MissingData
+from ..sweeps import DEFAULT_MAX_SWEEPS, DEFAULT_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -24,8 +25,9 @@ class Keyframe:
     """One camera keyframe.
 
     ``K`` float64 (3, 3); ``lidar_depth`` float32 (H, W) metres, 0 = no LiDAR return;
-    ``radar_points`` float32 (N, 6) ``[x, y, z, rcs, vx, vy]`` with xyz in the camera frame
-    (the keyframe's radar sweep, every point, devkit filters off).
+    ``radar_points`` float32 (N, 6) ``[x, y, z, rcs, vx, vy]`` with xyz in the camera frame:
+    the sweeps the node pairs with the image (:func:`rcdepth_ros.sweeps.select_sweeps` under
+    the node's ``radar.window`` / ``radar.max_sweeps``), every point, no state filter.
     """
 
     token: str
@@ -98,8 +100,14 @@ def _records(nusc, sd: dict) -> tuple[dict, dict]:
             nusc.get('ego_pose', sd['ego_pose_token']))
 
 
-def _keyframe(nusc, sample: dict, camera: str, radar: str) -> Keyframe:
-    from ..data.nuscenes_prep import load_lidar_points, load_radar_points
+def _keyframe(nusc, sample: dict, camera: str, radar: str, window_s: float,
+              max_sweeps: int) -> Keyframe:
+    # The nuScenes-table side of the one sweep-selection rule, as preparation walks it.
+    from ..data.nuscenes_prep import (
+        _radar_sweeps_for_image,
+        load_lidar_points,
+        load_radar_points,
+    )
 
     root = Path(nusc.dataroot)
     cam_sd = nusc.get('sample_data', sample['data'][camera])
@@ -114,22 +122,28 @@ def _keyframe(nusc, sample: dict, camera: str, radar: str) -> Keyframe:
     lidar = load_lidar_points(root / lidar_sd['filename'])  # (N, 3)
     lidar_depth = geometry.lidar_depth_image(lidar, T_cam_from_lidar, K, height, width)
 
-    radar_points = np.zeros((0, 6), np.float32)
+    sweeps = []
     if radar in sample['data']:
-        radar_sd = nusc.get('sample_data', sample['data'][radar])
-        radar_calib, radar_pose = _records(nusc, radar_sd)
-        T_cam_from_radar = geometry.nuscenes_sensor_to_camera(radar_calib, radar_pose,
-                                                              cam_pose, cam_calib)
-        radar_points = load_radar_points(root / radar_sd['filename']).copy()  # (N, 6)
-        radar_points[:, :3] = geometry.transform_points(T_cam_from_radar, radar_points[:, :3])
+        for radar_sd in _radar_sweeps_for_image(nusc, sample['data'][radar],
+                                                int(cam_sd['timestamp']),
+                                                int(round(window_s * 1e6)), max_sweeps):
+            radar_calib, radar_pose = _records(nusc, radar_sd)
+            sweeps.append((load_radar_points(root / radar_sd['filename']),  # (N, 6)
+                           geometry.nuscenes_sensor_to_camera(radar_calib, radar_pose,
+                                                              cam_pose, cam_calib)))
+    radar_points = geometry.sweeps_to_camera(sweeps)  # (N, 6)
     return Keyframe(token=sample['token'], stamp_ns=int(cam_sd['timestamp']) * 1000,
                     image_path=root / cam_sd['filename'], K=K, height=height, width=width,
                     lidar_depth=lidar_depth, radar_points=radar_points)
 
 
 def load_keyframes(dataroot: str | Path, version: str, scene: str, camera: str = 'CAM_FRONT',
-                   radar: str = 'RADAR_FRONT') -> list[Keyframe]:
-    """Every ``camera`` keyframe of ``scene`` in time order, with its radar and LiDAR GT."""
+                   radar: str = 'RADAR_FRONT', window_s: float = DEFAULT_WINDOW_S,
+                   max_sweeps: int = DEFAULT_MAX_SWEEPS) -> list[Keyframe]:
+    """Every ``camera`` keyframe of ``scene`` in time order, with its radar and LiDAR GT.
+
+    ``window_s`` / ``max_sweeps``: the node's ``radar.window`` / ``radar.max_sweeps``.
+    """
     import contextlib
     import io
 
@@ -146,6 +160,6 @@ def load_keyframes(dataroot: str | Path, version: str, scene: str, camera: str =
         sample = nusc.get('sample', token)
         if camera not in sample['data'] or 'LIDAR_TOP' not in sample['data']:
             raise MissingData(f'sample {token} of {scene} has no {camera} or LIDAR_TOP')
-        keyframes.append(_keyframe(nusc, sample, camera, radar))
+        keyframes.append(_keyframe(nusc, sample, camera, radar, window_s, max_sweeps))
         token = sample['next']
     return keyframes

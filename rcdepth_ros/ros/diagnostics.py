@@ -13,12 +13,7 @@ from typing import Any
 
 import numpy as np
 
-# Bad-input kinds the node counts; anything else is counted under its own name too.
-BAD_INPUT_KINDS = (
-    'image_decode', 'image_encoding', 'image_size', 'camera_info', 'camera_info_mismatch',
-    'radar_decode', 'radar_empty', 'radar_nonfinite', 'radar_huge', 'unknown_frame',
-    'time_jump', 'odometry', 'inference',
-)
+from .. import counters as keys
 
 
 class RateMeter:
@@ -53,6 +48,7 @@ class NodeStats:
         self._total_ms: deque[float] = deque(maxlen=timing_window)
         self._model_ms: deque[float] = deque(maxlen=timing_window)
         self.radar_pixels_last = 0
+        self.uncompensated = 0  # frames whose radar lacked ego motion (from the assembler)
 
     def input(self, topic: str) -> None:
         """Count one message received on ``topic``."""
@@ -91,6 +87,7 @@ class NodeStats:
                 'processed': self.processed,
                 'radar_pixels_last': self.radar_pixels_last,
                 'dropped': self.dropped,
+                'uncompensated': self.uncompensated,
                 'processing_ms_median': float(np.median(total)) if total.size else 0.0,
                 'processing_ms_max': float(total.max()) if total.size else 0.0,
                 'model_ms_median': float(np.median(model)) if model.size else 0.0,
@@ -104,19 +101,20 @@ def diagnostic_status(snapshot: dict[str, Any], name: str, hardware_id: str,
 
     values = dict(extra)
     for topic, rate in sorted(snapshot['rates_hz'].items()):
-        values[f'rate_hz {topic}'] = f'{rate:.2f}'
+        values[keys.rate_key(topic)] = f'{rate:.2f}'
     for topic, count in sorted(snapshot['received'].items()):
-        values[f'received {topic}'] = str(count)
+        values[keys.received_key(topic)] = str(count)
     for kind, count in sorted(snapshot['bad_input'].items()):
-        values[f'bad_input {kind}'] = str(count)
+        values[keys.bad_input_key(kind)] = str(count)
     values.update({
-        'bad_input_total': str(snapshot['bad_input_total']),
-        'frames_processed': str(snapshot['processed']),
-        'frames_dropped': str(snapshot['dropped']),
-        'radar_pixels_last_frame': str(snapshot['radar_pixels_last']),
-        'processing_ms_median': f"{snapshot['processing_ms_median']:.2f}",
-        'processing_ms_max': f"{snapshot['processing_ms_max']:.2f}",
-        'model_ms_median': f"{snapshot['model_ms_median']:.2f}",
+        keys.BAD_INPUT_TOTAL: str(snapshot['bad_input_total']),
+        keys.FRAMES_PROCESSED: str(snapshot['processed']),
+        keys.FRAMES_DROPPED: str(snapshot['dropped']),
+        keys.FRAMES_UNCOMPENSATED: str(snapshot['uncompensated']),
+        keys.RADAR_PIXELS_LAST: str(snapshot['radar_pixels_last']),
+        keys.PROCESSING_MS_MEDIAN: f"{snapshot['processing_ms_median']:.2f}",
+        keys.PROCESSING_MS_MAX: f"{snapshot['processing_ms_max']:.2f}",
+        keys.MODEL_MS_MEDIAN: f"{snapshot['model_ms_median']:.2f}",
     })
     if not active:
         level, message = DiagnosticStatus.STALE, 'inactive'

@@ -1,10 +1,12 @@
 """``rcdepth_node``: lifecycle node publishing dense depth and uncertainty from camera + radar.
 
-Thin by design: it declares parameters, wires topics, buffers messages and hands complete
-frames to :mod:`rcdepth_ros.pipeline`. Callbacks never run inference: they pair the image with
-the camera_info of the same stamp, snapshot the radar buffers and leave the frame in a
-one-slot mailbox; a worker thread takes the newest frame (older ones are dropped and counted).
-Malformed input is logged (throttled per kind), counted in /diagnostics and skipped.
+Thin by design: it declares parameters, wires topics and feeds every message to the frame
+assembler (:mod:`rcdepth_ros.assembler`, which owns the pairing rules and the radar and
+odometry buffers), then hands complete frames to :mod:`rcdepth_ros.pipeline`. Callbacks never
+run inference: an image paired with its camera_info is left in a one-slot mailbox; a worker
+thread takes the newest one (older ones are dropped and counted) and asks the assembler for
+its frame then, so radar that arrived just after the image is still used. Malformed input
+is logged (throttled per kind), counted in /diagnostics and skipped.
 Image and point outputs are built only while they have a subscriber (the camera_info and
 timing topics always are), as image_transport publishers do.
 
@@ -16,7 +18,6 @@ message or frame; the others are refused with the transition they need.
 
 from __future__ import annotations
 
-from collections import deque
 import copy
 import dataclasses
 import gc
@@ -37,10 +38,12 @@ from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32
 
-from .. import codec, geometry, inference, msgs, pipeline
+from .. import codec, counters, geometry, inference, msgs, pipeline
+from ..assembler import FrameAssembler, PairedImage
+from ..calibration import CalibrationExtrinsics, load_calibration
 from ..errors import UserError
 from .diagnostics import NodeStats, diagnostic_status
-from .extrinsics import CalibrationExtrinsics, TfExtrinsics, load_calibration, tf2_available
+from .extrinsics import TfExtrinsics, tf2_available
 from .params import (
     SPECS_BY_NAME,
     NodeConfig,
@@ -51,27 +54,14 @@ from .params import (
     read_config,
     refusal,
 )
-from .radar_buffer import OdometryBuffer, RadarBuffer, RadarSweep, sweeps_in_camera
 
 NODE_NAME = 'rcdepth_node'
-# camera_info messages kept for pairing, images kept while their camera_info is late.
-INFO_HISTORY = 30
-PENDING_IMAGES = 4
 LOG_THROTTLE_S = 5.0
 # How long deactivate / shutdown wait for the worker to finish its frame.
 WORKER_STOP_S = 30.0
 
 _SUCCESS = TransitionCallbackReturn.SUCCESS
 _FAILURE = TransitionCallbackReturn.FAILURE
-
-
-class _Job:
-    """A complete frame waiting for the worker (raw messages; decoding happens there)."""
-
-    __slots__ = ('image', 'info', 'K', 'info_size')
-
-    def __init__(self, image: Any, info: Any, K: np.ndarray, info_size: tuple[int, int]) -> None:
-        self.image, self.info, self.K, self.info_size = image, info, K, info_size
 
 
 class RcDepthNode(LifecycleNode):
@@ -88,17 +78,11 @@ class RcDepthNode(LifecycleNode):
         self._model_name = ''
         self._subs: list[Any] = []
         self._pubs: dict[str, Any] = {}
-        self._radar: dict[str, RadarBuffer] = {}
-        self._odom = OdometryBuffer()
-        self._infos: deque[tuple[int, Any, np.ndarray, tuple[int, int]]] = deque(
-            maxlen=INFO_HISTORY)
-        self._images: deque[tuple[int, Any]] = deque(maxlen=PENDING_IMAGES)
-        self._pair_lock = threading.Lock()
-        self._mailbox: _Job | None = None
+        self._assembler: FrameAssembler | None = None
+        self._mailbox: PairedImage | None = None
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._last_image_ns: int | None = None
         self._last_colored = 0.0
         self._last_log: dict[str, float] = {}
         self._active = False
@@ -229,14 +213,12 @@ class RcDepthNode(LifecycleNode):
             self.create_subscription(CameraInfo, '~/input/camera_info', self._on_camera_info,
                                      qos),
         ]
-        self._radar = {}
+        # Buffers are sized by parameters read on activate (time_jump_threshold).
+        self._assembler = FrameAssembler(config, self._extrinsics, on_bad=self._bad)
         for topic in config.radar_topics:
-            self._radar[topic] = RadarBuffer(config.radar_window, config.radar_max_sweeps,
-                                             config.time_jump_threshold)
             self._subs.append(self.create_subscription(
                 PointCloud2, topic, lambda msg, t=topic: self._on_radar(t, msg), qos))
         if config.odom_topic:
-            self._odom = OdometryBuffer(time_jump_s=config.time_jump_threshold)
             self._subs.append(self.create_subscription(Odometry, config.odom_topic,
                                                        self._on_odometry, qos))
 
@@ -281,13 +263,8 @@ class RcDepthNode(LifecycleNode):
             pass
 
     def _clear_buffers(self) -> None:
-        with self._pair_lock:
-            self._infos.clear()
-            self._images.clear()
-            self._last_image_ns = None
-        for buffer in self._radar.values():
-            buffer.clear()
-        self._odom.clear()
+        if self._assembler is not None:
+            self._assembler.clear()
         with self._cond:
             self._mailbox = None
 
@@ -303,84 +280,27 @@ class RcDepthNode(LifecycleNode):
 
     def _on_image(self, msg: Any) -> None:
         self.stats.input('image')
-        stamp = msgs.stamp_to_ns(msg.header.stamp)
-        with self._pair_lock:
-            if self._last_image_ns is not None and (
-                    stamp < self._last_image_ns - int(self.config.time_jump_threshold * 1e9)):
-                self._time_jump(stamp)
-            self._last_image_ns = stamp
-            match = next((i for i in self._infos if i[0] == stamp), None)
-            if match is None:
-                self._images.append((stamp, msg))
-                return
-        self._submit(msg, match)
+        for paired in self._assembler.add_image(msg):
+            self._submit(paired)
 
     def _on_camera_info(self, msg: Any) -> None:
         self.stats.input('camera_info')
-        try:
-            K, height, width = codec.decode_camera_info(msg)
-        except codec.BadInput as exc:
-            self._bad(exc.kind, exc.reason)
-            return
-        stamp = msgs.stamp_to_ns(msg.header.stamp)
-        entry = (stamp, msg, K, (height, width))
-        with self._pair_lock:
-            self._infos.append(entry)
-            waiting = [m for s, m in self._images if s == stamp]
-            self._images = deque(((s, m) for s, m in self._images if s != stamp),
-                                 maxlen=PENDING_IMAGES)
-        for image in waiting:
-            self._submit(image, entry)
-
-    def _time_jump(self, stamp: int) -> None:
-        """Stamps went backwards (bag loop): forget everything buffered. Holds _pair_lock."""
-        self._bad('time_jump', f'image stamp {stamp * 1e-9:.3f} s is earlier than '
-                  f'{self._last_image_ns * 1e-9:.3f} s; buffers cleared')
-        # Keep the camera_info of this very image (it may have arrived just before it).
-        kept = [entry for entry in self._infos if entry[0] == stamp]
-        self._infos.clear()
-        self._infos.extend(kept)
-        self._images.clear()
-        for buffer in self._radar.values():
-            buffer.clear()
-        self._odom.clear()
+        for paired in self._assembler.add_camera_info(msg):
+            self._submit(paired)
 
     def _on_radar(self, topic: str, msg: Any) -> None:
         self.stats.input(topic)
-        config = self.config
-        try:
-            points = codec.decode_radar(
-                msg, config.radar_max_points, config.radar_invalid_states,
-                config.radar_dyn_props, config.radar_ambig_states)
-        except codec.BadInput as exc:
-            self._bad(exc.kind, f'{topic}: {exc.reason}')
-            return
-        if not msg.header.frame_id:
-            self._bad('unknown_frame', f'{topic}: empty frame_id')
-            return
-        sweep = RadarSweep(msgs.stamp_to_ns(msg.header.stamp), msg.header.frame_id, points)
-        if self._radar[topic].add(sweep):
-            self._bad('time_jump', f'{topic}: stamp went backwards; radar buffer cleared')
+        self._assembler.add_radar(topic, msg)
 
     def _on_odometry(self, msg: Any) -> None:
         self.stats.input('odometry')
-        p, q = msg.pose.pose.position, msg.pose.pose.orientation
-        try:
-            pose = geometry.make_transform(np.array([q.w, q.x, q.y, q.z]),
-                                           np.array([p.x, p.y, p.z]))
-            jumped = self._odom.add(msgs.stamp_to_ns(msg.header.stamp), pose)
-        except ValueError as exc:
-            self._bad('odometry', str(exc))
-            return
-        if jumped:
-            self._bad('time_jump', 'odometry stamp went backwards; odometry buffer cleared')
+        self._assembler.add_odometry(msg)
 
-    def _submit(self, image: Any, info: tuple[int, Any, np.ndarray, tuple[int, int]]) -> None:
-        job = _Job(image, info[1], info[2], info[3])
+    def _submit(self, paired: PairedImage) -> None:
         with self._cond:
             if self._mailbox is not None:
                 self.stats.drop()
-            self._mailbox = job
+            self._mailbox = paired
             self._cond.notify()
 
     # ------------------------------------------------------------------ worker
@@ -398,29 +318,13 @@ class RcDepthNode(LifecycleNode):
             except codec.BadInput as exc:
                 self._bad(exc.kind, exc.reason)
             except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
-                self._bad('inference', f'{type(exc).__name__}: {exc}')
+                self._bad(counters.INFERENCE, f'{type(exc).__name__}: {exc}')
 
-    def _camera_sweeps(self, camera_frame: str, stamp: int,
-                       sweeps: list[RadarSweep]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Radar sweeps with ``T_cam_from_radar`` at the image time (ego-motion compensated)."""
-        return sweeps_in_camera(self._extrinsics, self._odom, camera_frame,
-                                self.config.base_frame, stamp, sweeps,
-                                on_unknown=lambda reason: self._bad('unknown_frame', reason))
-
-    def _process(self, job: _Job) -> None:
-        config = self.config
+    def _process(self, job: PairedImage) -> None:
         start = time.perf_counter()
-        header = job.image.header
-        camera_frame = config.camera_frame or header.frame_id
-        if not camera_frame:
-            raise codec.BadInput('unknown_frame', 'image has an empty frame_id')
-        rgb = codec.decode_image(job.image, config.image_type == 'compressed')
-        stamp = msgs.stamp_to_ns(header.stamp)
-        # Radar is chosen when the worker takes the frame, so a sweep that arrived just after
-        # the image (topics are not ordered against each other) is still used.
-        chosen = [s for buffer in self._radar.values() for s in buffer.select(stamp)]
-        sweeps = self._camera_sweeps(camera_frame, stamp, chosen)
-        frame = pipeline.make_frame(stamp, camera_frame, rgb, job.K, job.info_size, sweeps)
+        frame = self._assembler.assemble(job)  # None: counted and logged by the assembler
+        if frame is None:
+            return
         result = self._pipeline.process(frame)
         self._publish(job, result)
         total_ms = (time.perf_counter() - start) * 1e3
@@ -428,8 +332,9 @@ class RcDepthNode(LifecycleNode):
         self._pubs['model_time'].publish(Float32(data=float(result.model_ms)))
         self.stats.frame_done(total_ms, result.model_ms,
                               int(np.count_nonzero(result.radar_image[0])))
+        self.stats.uncompensated = self._assembler.counts[counters.FRAMES_UNCOMPENSATED]
 
-    def _publish(self, job: _Job, result: pipeline.FrameResult) -> None:
+    def _publish(self, job: PairedImage, result: pipeline.FrameResult) -> None:
         header = job.image.header
         # Messages nobody receives are not built: a 32FC1 image at 896x1600 is 5.7 MB to
         # copy and serialise. Publishing to no subscriber delivers nothing anyway (volatile).
@@ -485,10 +390,8 @@ class RcDepthNode(LifecycleNode):
         old, self.config = self.config, config
         changed = {f.name for f in dataclasses.fields(config)
                    if getattr(old, f.name) != getattr(config, f.name)}
-        if changed & {'radar_window', 'radar_max_sweeps'}:
-            for buffer in self._radar.values():
-                buffer.window_ns = int(config.radar_window * 1e9)
-                buffer.max_sweeps = int(config.radar_max_sweeps)
+        if self._assembler is not None:
+            self._assembler.configure(config)
         if changed & {'min_depth', 'max_depth'} and self._estimator is not None:
             self._pipeline = pipeline.FramePipeline(self._estimator, config.min_depth,
                                                     config.max_depth)

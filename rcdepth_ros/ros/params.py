@@ -184,6 +184,70 @@ SHIPPED_OVERRIDES: dict[str, Any] = {'image_type': 'compressed',
                                      'radar_topics': ['/RADAR_FRONT']}
 
 
+# Top-level keys of a parameters file that apply to rcdepth_node (as rcl matches them).
+NODE_KEYS = ('/**', 'rcdepth_node', '/rcdepth_node', '/**/rcdepth_node')
+
+
+def read_params_file(path: Any) -> dict[str, Any]:
+    """ROS names to values from a node parameters file (``/**: ros__parameters: ...``).
+
+    Reads the sections of :data:`NODE_KEYS` in file order, later ones winning, as rcl does
+    for ``--ros-args --params-file``; nested mappings become dotted names. ``ValueError``
+    (one line) for a file that is not such a document or names an unknown parameter; values
+    are checked by :func:`config_from_dict`.
+    """
+    import yaml
+
+    with open(path, encoding='utf-8') as f:
+        try:
+            data = yaml.safe_load(f)
+        except yaml.YAMLError as exc:
+            raise ValueError(f'{path} is not valid YAML: {exc}') from None
+    if not isinstance(data, dict):
+        raise ValueError(f'{path} is not a parameters file (no "/**: ros__parameters:")')
+    values: dict[str, Any] = {}
+    found = False
+    for key, section in data.items():
+        if key not in NODE_KEYS:
+            continue
+        if not isinstance(section, dict) or not isinstance(
+                section.get('ros__parameters'), dict):
+            raise ValueError(f'{path}: {key} has no ros__parameters mapping')
+        found = True
+        _flatten(section['ros__parameters'], '', values)
+    if not found:
+        raise ValueError(f'{path} has no section for rcdepth_node (one of {", ".join(NODE_KEYS)})')
+    unknown = sorted(set(values) - set(SPECS_BY_NAME))
+    if unknown:
+        raise ValueError(f'{path}: unknown parameter(s) {", ".join(unknown)}')
+    for name, value in values.items():
+        if not _has_kind(SPECS_BY_NAME[name].kind, value):
+            # rclpy refuses an override of another type (e.g. 1 for a double) the same way.
+            raise ValueError(f'{path}: parameter {name} = {value!r} is not of type '
+                             f'{SPECS_BY_NAME[name].kind}')
+    return values
+
+
+def _has_kind(kind: str, value: Any) -> bool:
+    scalar = {'bool': lambda v: isinstance(v, bool),
+              'integer': lambda v: isinstance(v, int) and not isinstance(v, bool),
+              'double': lambda v: isinstance(v, float),
+              'string': lambda v: isinstance(v, str)}
+    if kind.endswith('_array'):
+        item = scalar['string' if kind == 'string_array' else 'integer']
+        return isinstance(value, list) and all(item(v) for v in value)
+    return scalar[kind](value)
+
+
+def _flatten(mapping: dict[str, Any], prefix: str, out: dict[str, Any]) -> None:
+    for key, value in mapping.items():
+        name = f'{prefix}{key}'
+        if isinstance(value, dict):
+            _flatten(value, f'{name}.', out)
+        else:
+            out[name] = value
+
+
 def default(name: str) -> Any:
     """Return the declared default of parameter ``name`` (for other tools' options)."""
     return SPECS_BY_NAME[name].default
