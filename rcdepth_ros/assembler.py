@@ -210,10 +210,14 @@ class FrameAssembler:
         """Take a ``nav_msgs/Odometry``: pose ``T_odom_from_base`` and its body twist."""
         p, q = msg.pose.pose.position, msg.pose.pose.orientation
         v, w = msg.twist.twist.linear, msg.twist.twist.angular
-        twist = Twist(np.array([v.x, v.y, v.z], np.float64), np.array([w.x, w.y, w.z],
-                                                                        np.float64))
-        self.add_pose(msgs.stamp_to_ns(msg.header.stamp),
-                      _pose_matrix(p, q), twist)
+        twist = Twist(np.array([v.x, v.y, v.z], np.float64),
+                      np.array([w.x, w.y, w.z], np.float64))
+        try:
+            pose = _pose_matrix(p, q)  # a zero or non-finite quaternion is bad input
+        except ValueError as exc:
+            self.bad(counters.ODOMETRY, str(exc))
+            return
+        self.add_pose(msgs.stamp_to_ns(msg.header.stamp), pose, twist)
 
     def add_pose(self, stamp_ns: int, T_odom_from_base: np.ndarray,
                  twist: Twist | None = None) -> None:

@@ -97,6 +97,11 @@ def test_every_drop_is_counted_under_its_reason():
     assert asm.assemble(paired) is None and asm.counts[counters.CAMERA_INFO_MISMATCH] == 1
     asm.add_radar('/radar', _radar(3000 * MS, []))
     assert asm.counts[counters.RADAR_EMPTY] == 1
+    bad_odometry = _odometry(3000 * MS, 0.0, 1.0)
+    bad_odometry.pose.pose.orientation.w = 0.0  # zero quaternion
+    asm.add_odometry(bad_odometry)
+    asm.add_odometry(_odometry(3000 * MS, float('nan'), 1.0))
+    assert asm.counts[counters.ODOMETRY] == 2 and len(asm.odom) == 0
     # A bag that loops: everything buffered is forgotten, once counted.
     asm.add_radar('/radar', _radar(2990 * MS, [(10.0, 0.0, 0.0)]))
     asm.add_image(_image(10 * MS))

@@ -280,7 +280,8 @@ def test_node_and_infer_bag_agree_bit_for_bit_under_non_default_parameters(
     params = write_params_file(tmp_path / 'params.yaml', {
         'radar.window': 0.3, 'radar.max_sweeps': 3, 'radar.invalid_states': [0],
         'radar.dyn_props': [0, 1, 2, 3, 5, 6, 7], 'radar.ambig_states': [3],
-        'min_depth': 4.0, 'max_depth': 40.0})
+        # Random-init weights predict about 50 m everywhere: a band that masks part of it.
+        'min_depth': 49.97, 'max_depth': 50.01})
     out = tmp_path / 'out'
     monkeypatch.setenv('OMP_NUM_THREADS', '1')  # the node's torch threads, as here
     done = _run_demo(out, '--model', str(student_weights), '--params-file', str(params),
@@ -295,8 +296,13 @@ def test_node_and_infer_bag_agree_bit_for_bit_under_non_default_parameters(
         node = _messages(out / 'depth_bag', f'{NODE}/output/{key}')
         offline = _messages(tmp_path / 'offline', offline_topic)
         assert [s for s, _ in node] == [s for s, _ in offline] and len(node) >= 5
+        finite, pixels = [], 0
         for (_, a), (_, b) in zip(node, offline):
             a, b = msgs.image_to_array(a), msgs.image_to_array(b)
             np.testing.assert_array_equal(a, b)
-            if key == 'depth':  # the depth range of the file, not the default 1..100 m
-                assert np.nanmin(a) >= 4.0 and np.nanmax(a) <= 40.0
+            finite.append(a[np.isfinite(a)])
+            pixels += a.size
+        if key == 'depth':  # the depth range of the file, not the default 1..100 m
+            finite = np.concatenate(finite)
+            assert 0 < finite.size < pixels
+            assert finite.min() >= 49.97 and finite.max() <= 50.01
