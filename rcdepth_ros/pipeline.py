@@ -84,13 +84,54 @@ class FramePipeline:
                                     min_depth=self.radar_min_depth)
 
     def process(self, frame: Frame) -> FrameResult:
-        """Infer depth and sigma for one frame.
+        """Infer depth and sigma for one frame (:meth:`process_batch` of one)."""
+        return self.process_batch([frame])[0]
+
+    def process_batch(self, frames: Sequence[Frame]) -> list[FrameResult]:
+        """Infer depth and sigma for several frames (cameras), one forward pass per input size.
 
         A frame whose focal length is longer than the one the network was trained at is
         resized down to it first (:func:`.rescale.serving_scale`, with the functions the
         training data goes through), and depth and sigma come back bilinearly at frame size.
+        Frames whose network inputs have the same size (the cameras of one rig) share one
+        forward pass; ``model_ms`` of each result is that pass's time.
         """
         start = time.perf_counter()
+        inputs = [self._network_input(frame) for frame in frames]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (_, image_in, _, _, _) in enumerate(inputs):
+            groups.setdefault(image_in.shape[:2], []).append(i)
+        outputs: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        for members in groups.values():
+            t_model = time.perf_counter()
+            prediction = self.estimator.predict(
+                _batch([inputs[i][1] for i in members]),  # (B, h, w, 3)
+                _batch([inputs[i][2] for i in members]),  # (B, 4, h, w)
+                K=_batch([inputs[i][3] for i in members]))  # (B, 3, 3)
+            # The estimator's own network time excludes pre/post-processing when it has one.
+            model_ms = float(prediction.model_ms)
+            if not np.isfinite(model_ms):
+                model_ms = (time.perf_counter() - t_model) * 1e3
+            for j, i in enumerate(members):
+                outputs[i] = (prediction.depth[j], prediction.sigma[j], model_ms)  # (h, w)
+        results = []
+        for i, frame in enumerate(frames):
+            radar, _, _, _, scale = inputs[i]
+            depth, sigma, model_ms = outputs[i]
+            if scale < 1:
+                depth, sigma = (_upsample(x, radar.shape[1:]) for x in (depth, sigma))
+            depth = _writable(depth, radar.shape[1:])  # (H, W)
+            sigma = _writable(sigma, radar.shape[1:])  # (H, W)
+            _mask_invalid(depth, sigma, self.min_depth, self.max_depth)
+            results.append(FrameResult(stamp_ns=frame.stamp_ns, frame_id=frame.frame_id,
+                                       depth=depth, sigma=sigma, radar_image=radar,
+                                       model_ms=model_ms,
+                                       total_ms=(time.perf_counter() - start) * 1e3))
+        return results
+
+    def _network_input(self, frame: Frame,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(radar (4, H, W), image (h, w, 3), radar (4, h, w), K, scale)`` of a frame."""
         radar = self.radar_image(frame)  # (4, H, W)
         scale = serving_scale(self.estimator.input.focal_length_px, float(frame.K[0, 0]))
         image_in, radar_in, K_in = frame.image_rgb, radar, frame.K
@@ -98,21 +139,12 @@ class FramePipeline:
             image_in = downscale_image(frame.image_rgb, scale)  # (h, w, 3)
             radar_in = downscale_sparse(radar, scale)  # (4, h, w)
             K_in = geometry.scale_intrinsics(frame.K, scale, scale)
-        t_model = time.perf_counter()
-        prediction = self.estimator.predict(image_in[None], radar_in[None], K=K_in)
-        # The estimator's own network time excludes pre/post-processing when it reports one.
-        model_ms = float(prediction.model_ms)
-        if not np.isfinite(model_ms):
-            model_ms = (time.perf_counter() - t_model) * 1e3
-        depth, sigma = prediction.depth[0], prediction.sigma[0]  # (h, w)
-        if scale < 1:
-            depth, sigma = (_upsample(x, radar.shape[1:]) for x in (depth, sigma))
-        depth = _writable(depth, radar.shape[1:])  # (H, W)
-        sigma = _writable(sigma, radar.shape[1:])  # (H, W)
-        _mask_invalid(depth, sigma, self.min_depth, self.max_depth)
-        return FrameResult(stamp_ns=frame.stamp_ns, frame_id=frame.frame_id, depth=depth,
-                           sigma=sigma, radar_image=radar, model_ms=model_ms,
-                           total_ms=(time.perf_counter() - start) * 1e3)
+        return radar, image_in, radar_in, K_in, scale
+
+
+def _batch(arrays: list[np.ndarray]) -> np.ndarray:
+    """Stack along a new first axis; one array becomes a view (no copy of a large image)."""
+    return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
 
 
 def _upsample(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -108,7 +108,8 @@ def node_client(executor_node, ros_env, namespace, node_params, tmp_path):
         params = node_params(height, width, **overrides)
         proc = NodeProcess(params, ros_env, namespace, tmp_path / f'node{len(started)}.log')
         started.append(proc)
-        return NodeClient(executor, node, namespace, proc, height, width)
+        return NodeClient(executor, node, namespace, proc, height, width,
+                          cameras=overrides.get('cameras', ()))
 
     yield start
     try:

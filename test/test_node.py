@@ -233,3 +233,42 @@ def test_sigint_shuts_down_through_the_lifecycle(ros_env, node_params, tmp_path)
         code = proc.stop()
     log = proc.log()
     assert code == 0 and 'shut down' in log and 'Traceback' not in log, log[-2000:]
+
+
+def test_one_node_serves_several_cameras_in_one_batched_pass(node_client):
+    """Surround view: ``cameras`` gives each camera its own inputs and outputs; images of one
+    instant run as one forward pass; the fused cloud is every camera's points in base_link."""
+    from rcdepth_ros.ros.harness import output_key
+
+    cameras = ['CAM_A', 'CAM_B', 'CAM_C']
+    client = node_client(H, W, cameras=cameras, output__points=True, output__points_stride=8,
+                         batch__window=1.0)
+    assert client.wait(lambda: all(p.get_subscription_count() > 0
+                                   for p in client.pub_images.values()), 30.0)
+    assert client.wait(lambda: all(client.node.count_subscribers(
+        f'{client.base}/{c}/output/depth') > 0 for c in cameras), 10.0)
+    stamp = client.publish_frame()
+
+    def depth_of(camera):
+        return [m for m in client.messages(output_key(camera, 'depth'))
+                if stamp_ns(m.header) == stamp]
+    assert client.wait(lambda: all(depth_of(c) for c in cameras) and client.got['fused_points'],
+                       60.0), client.proc.log()[-2000:]
+    # One forward pass: the three cameras report the same network and processing times.
+    model = {client.messages(output_key(c, 'model_time'))[0].data for c in cameras}
+    total = {client.messages(output_key(c, 'processing_time'))[0].data for c in cameras}
+    assert len(model) == 1 and len(total) == 1
+    # The single-camera topics are not used when cameras are named.
+    assert client.node.count_publishers(f'{client.base}/output/depth') == 0
+    assert client.node.count_subscribers(f'{client.base}/input/image') == 0
+    fused = client.messages('fused_points')[0]
+    assert fused.header.frame_id == 'base_link' and stamp_ns(fused.header) == stamp
+    cloud = msgs.pointcloud2_to_array(fused)
+    per_camera = [msgs.pointcloud2_to_array(m) for c in cameras
+                  for m in client.messages(output_key(c, 'points'))
+                  if stamp_ns(m.header) == stamp]
+    assert len(per_camera) == 3 and cloud.size == sum(p.size for p in per_camera) > 0
+    # The rig's camera sits 1.5 m ahead of base_link and 1.5 m up, optical z forward, y down.
+    optical = np.concatenate(per_camera)
+    np.testing.assert_allclose(np.sort(cloud['x']), np.sort(optical['z'] + 1.5), atol=1e-3)
+    np.testing.assert_allclose(np.sort(cloud['z']), np.sort(1.5 - optical['y']), atol=1e-3)

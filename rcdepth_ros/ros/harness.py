@@ -229,6 +229,8 @@ class NodeClient:
 
     ``node`` is a plain rclpy node spun by ``executor``; ``proc`` the :class:`NodeProcess`.
     Received messages accumulate in ``got[key]``; use :meth:`wait` for bounded polling.
+    ``cameras``: the node's ``cameras`` parameter (empty: the single camera on the default
+    topics); camera ``C``'s outputs are keyed ``C/depth`` etc., the fused cloud ``fused_points``.
     """
 
     OUTPUTS = (('depth', 'sensor_msgs/Image', 'output/depth'),
@@ -241,7 +243,7 @@ class NodeClient:
 
     def __init__(self, executor: Any, node: Any, namespace: str, proc: NodeProcess,
                  height: int, width: int, outputs: tuple[str, ...] | None = None,
-                 startup_timeout: float = 90.0) -> None:
+                 startup_timeout: float = 90.0, cameras: Sequence[str] = ()) -> None:
         import importlib
 
         from diagnostic_msgs.msg import DiagnosticArray
@@ -253,18 +255,31 @@ class NodeClient:
         self.executor, self.node, self.proc = executor, node, proc
         self.base = base = f'{namespace}/rcdepth_node'
         self.frames = FrameMessages(height, width)
-        self.pub_image = node.create_publisher(Image, f'{base}/input/image', 5)
-        self.pub_info = node.create_publisher(CameraInfo, f'{base}/input/camera_info', 5)
+        self.cameras = tuple(cameras) or ('',)
+        prefix = {c: f'{base}/{c}' if c else base for c in self.cameras}
+        self.pub_images = {c: node.create_publisher(Image, f'{prefix[c]}/input/image', 5)
+                           for c in self.cameras}
+        self.pub_infos = {c: node.create_publisher(CameraInfo, f'{prefix[c]}/input/camera_info',
+                                                   5) for c in self.cameras}
+        self.pub_image, self.pub_info = self.pub_images[self.cameras[0]], \
+            self.pub_infos[self.cameras[0]]
         self.pub_radar = node.create_publisher(PointCloud2, f'{base}/input/radar', 5)
         self.pub_odom = node.create_publisher(Odometry, f'{base}/input/odom', 20)
-        self.got: dict[str, list[Any]] = {key: [] for key, _, _ in self.OUTPUTS}
+        self.got: dict[str, list[Any]] = {}
         self.got['diagnostics'] = []
-        for key, type_name, topic in self.OUTPUTS:
-            if outputs is not None and key not in outputs:
-                continue
-            package, name = type_name.split('/')
-            cls = getattr(importlib.import_module(f'{package}.msg'), name)
-            node.create_subscription(cls, f'{base}/{topic}', self._append(key), 10)
+        for camera in self.cameras:
+            for key, type_name, topic in self.OUTPUTS:
+                self.got[output_key(camera, key)] = []
+                if outputs is not None and key not in outputs:
+                    continue
+                package, name = type_name.split('/')
+                cls = getattr(importlib.import_module(f'{package}.msg'), name)
+                node.create_subscription(cls, f'{prefix[camera]}/{topic}',
+                                         self._append(output_key(camera, key)), 10)
+        if cameras:
+            self.got['fused_points'] = []
+            node.create_subscription(PointCloud2, f'{base}/output/points',
+                                     self._append('fused_points'), 10)
         node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diag, 10)
         self.change = node.create_client(ChangeState, f'{base}/change_state')
         self.get = node.create_client(GetState, f'{base}/get_state')
@@ -334,10 +349,12 @@ class NodeClient:
                 self.pub_odom.publish(self.frames.odometry(stamp + dt, x))
         self.pub_radar.publish(self.frames.radar(stamp - 30_000_000, **(
             {'frame_id': radar_frame} if radar_frame else {})))
-        self.pub_info.publish(self.frames.camera_info(stamp))
-        image = self.frames.image(stamp)
+        info, image = self.frames.camera_info(stamp), self.frames.image(stamp)
+        for camera in self.cameras:
+            self.pub_infos[camera].publish(info)
         self.last_image_sent = time.perf_counter()
-        self.pub_image.publish(image)
+        for camera in self.cameras:
+            self.pub_images[camera].publish(image)
         return stamp
 
     def serve_one(self, timeout: float = 60.0, **kwargs: Any) -> int:
@@ -352,6 +369,11 @@ class NodeClient:
                 if stamp_ns(msg.header) in sent:
                     return stamp_ns(msg.header)
         raise AssertionError('no depth image came back\n' + self.proc.log()[-3000:])
+
+
+def output_key(camera: str, key: str) -> str:
+    """Key of a camera's output in :attr:`NodeClient.got` (``depth``, ``CAM_B/depth``)."""
+    return f'{camera}/{key}' if camera else key
 
 
 def stamp_ns(header: Any) -> int:

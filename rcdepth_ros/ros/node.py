@@ -77,13 +77,14 @@ class RcDepthNode(LifecycleNode):
         self._extrinsics: Any = None
         self._model_name = ''
         self._subs: list[Any] = []
-        self._pubs: dict[str, Any] = {}
+        self._pubs: dict[str, dict[str, Any]] = {}  # camera ('' = single) -> key -> pub
+        self._fused_pub: Any = None
         self._assembler: FrameAssembler | None = None
-        self._mailbox: PairedImage | None = None
+        self._mailbox: dict[str, PairedImage] = {}  # camera -> its newest paired image
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
-        self._last_colored = 0.0
+        self._last_colored: dict[str, float] = {}
         self._last_log: dict[str, float] = {}
         self._active = False
         self._state = 'unconfigured'  # primary lifecycle state, for the parameter callback
@@ -186,20 +187,30 @@ class RcDepthNode(LifecycleNode):
             else None
         return CalibrationExtrinsics(calibration, config.base_frame)
 
+    def _cameras(self) -> tuple[str, ...]:
+        """Camera names; ``('',)`` for the single camera on the default topics."""
+        return self.config.cameras or ('',)
+
     def _create_publishers(self) -> None:
         qos = QoSProfile(depth=5)
-        self._pubs = {
-            'depth': self.create_lifecycle_publisher(Image, '~/output/depth', qos),
-            'uncertainty': self.create_lifecycle_publisher(Image, '~/output/uncertainty', qos),
-            'camera_info': self.create_lifecycle_publisher(CameraInfo, '~/output/camera_info',
-                                                           qos),
-            'colored': self.create_lifecycle_publisher(Image, '~/output/depth_colored', qos),
-            'processing_time': self.create_lifecycle_publisher(
-                Float32, '~/output/processing_time', qos),
-            'model_time': self.create_lifecycle_publisher(Float32, '~/output/model_time', qos),
-            # Always created: output.points may be switched on while active.
-            'points': self.create_lifecycle_publisher(PointCloud2, '~/output/points', qos),
-        }
+        self._pubs = {}
+        for camera in self._cameras():
+            def pub(cls: Any, name: str, camera: str = camera) -> Any:
+                return self.create_lifecycle_publisher(cls, _topic(camera, name), qos)
+
+            self._pubs[camera] = {
+                'depth': pub(Image, 'output/depth'),
+                'uncertainty': pub(Image, 'output/uncertainty'),
+                'camera_info': pub(CameraInfo, 'output/camera_info'),
+                'colored': pub(Image, 'output/depth_colored'),
+                'processing_time': pub(Float32, 'output/processing_time'),
+                'model_time': pub(Float32, 'output/model_time'),
+                # Always created: output.points may be switched on while active.
+                'points': pub(PointCloud2, 'output/points'),
+            }
+        # Several cameras: their points fused in the base frame (output.points).
+        self._fused_pub = self.create_lifecycle_publisher(
+            PointCloud2, '~/output/points', qos) if self.config.cameras else None
 
     def _create_subscriptions(self) -> None:
         config = self.config
@@ -208,11 +219,15 @@ class RcDepthNode(LifecycleNode):
             reliability=(ReliabilityPolicy.RELIABLE if config.qos_reliability == 'reliable'
                          else ReliabilityPolicy.BEST_EFFORT))
         image_type = CompressedImage if config.image_type == 'compressed' else Image
-        self._subs = [
-            self.create_subscription(image_type, '~/input/image', self._on_image, qos),
-            self.create_subscription(CameraInfo, '~/input/camera_info', self._on_camera_info,
-                                     qos),
-        ]
+        self._subs = []
+        for camera in self._cameras():
+            self._subs += [
+                self.create_subscription(image_type, _topic(camera, 'input/image'),
+                                         lambda msg, c=camera: self._on_image(msg, c), qos),
+                self.create_subscription(CameraInfo, _topic(camera, 'input/camera_info'),
+                                         lambda msg, c=camera: self._on_camera_info(msg, c),
+                                         qos),
+            ]
         # Buffers are sized by parameters read on activate (time_jump_threshold).
         self._assembler = FrameAssembler(config, self._extrinsics, on_bad=self._bad)
         for topic in config.radar_topics:
@@ -246,9 +261,12 @@ class RcDepthNode(LifecycleNode):
         return True
 
     def _release(self) -> None:
-        for pub in self._pubs.values():
-            self.destroy_lifecycle_publisher(pub)
-        self._pubs = {}
+        for pubs in self._pubs.values():
+            for pub in pubs.values():
+                self.destroy_lifecycle_publisher(pub)
+        if self._fused_pub is not None:
+            self.destroy_lifecycle_publisher(self._fused_pub)
+        self._pubs, self._fused_pub = {}, None
         if isinstance(self._extrinsics, TfExtrinsics):
             self._extrinsics.close()
         self._pipeline = self._estimator = self._extrinsics = None
@@ -266,7 +284,7 @@ class RcDepthNode(LifecycleNode):
         if self._assembler is not None:
             self._assembler.clear()
         with self._cond:
-            self._mailbox = None
+            self._mailbox = {}
 
     # ------------------------------------------------------------------ callbacks
 
@@ -278,14 +296,14 @@ class RcDepthNode(LifecycleNode):
             self._last_log[kind] = now
             self.get_logger().warning(f'skipped bad input ({kind}): {reason}')
 
-    def _on_image(self, msg: Any) -> None:
-        self.stats.input('image')
-        for paired in self._assembler.add_image(msg):
+    def _on_image(self, msg: Any, camera: str = '') -> None:
+        self.stats.input(_input_name(camera, 'image'))
+        for paired in self._assembler.add_image(msg, camera):
             self._submit(paired)
 
-    def _on_camera_info(self, msg: Any) -> None:
-        self.stats.input('camera_info')
-        for paired in self._assembler.add_camera_info(msg):
+    def _on_camera_info(self, msg: Any, camera: str = '') -> None:
+        self.stats.input(_input_name(camera, 'camera_info'))
+        for paired in self._assembler.add_camera_info(msg, camera):
             self._submit(paired)
 
     def _on_radar(self, topic: str, msg: Any) -> None:
@@ -298,65 +316,106 @@ class RcDepthNode(LifecycleNode):
 
     def _submit(self, paired: PairedImage) -> None:
         with self._cond:
-            if self._mailbox is not None:
+            if paired.camera in self._mailbox:
                 self.stats.drop()
-            self._mailbox = paired
+            self._mailbox[paired.camera] = paired
             self._cond.notify()
 
     # ------------------------------------------------------------------ worker
 
+    def _take(self) -> list[PairedImage]:
+        """Wait for paired images; with several cameras, wait up to ``batch.window`` for all."""
+        with self._cond:
+            while not self._mailbox and not self._stop.is_set():
+                self._cond.wait(timeout=0.5)
+            if self.config is not None and len(self._cameras()) > 1:
+                deadline = time.monotonic() + self.config.batch_window
+                while len(self._mailbox) < len(self._cameras()) and not self._stop.is_set():
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(timeout=left)
+            jobs, self._mailbox = list(self._mailbox.values()), {}
+        return jobs
+
     def _work(self) -> None:
         while not self._stop.is_set():
-            with self._cond:
-                while self._mailbox is None and not self._stop.is_set():
-                    self._cond.wait(timeout=0.5)
-                job, self._mailbox = self._mailbox, None
-            if job is None:
-                continue
-            try:
-                self._process(job)
-            except codec.BadInput as exc:
-                self._bad(exc.kind, exc.reason)
-            except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
-                self._bad(counters.INFERENCE, f'{type(exc).__name__}: {exc}')
+            jobs = self._take()
+            for batch in _batches(jobs, self.config.batch_window if self.config else 0.0):
+                try:
+                    self._process(batch)
+                except codec.BadInput as exc:
+                    self._bad(exc.kind, exc.reason)
+                except Exception as exc:  # noqa: BLE001 - the worker must survive any frame
+                    self._bad(counters.INFERENCE, f'{type(exc).__name__}: {exc}')
 
-    def _process(self, job: PairedImage) -> None:
+    def _process(self, batch: list[PairedImage]) -> None:
+        """One forward pass for the images of a batch (one per camera), then their outputs."""
         start = time.perf_counter()
-        frame = self._assembler.assemble(job)  # None: counted and logged by the assembler
-        if frame is None:
+        pairs = [(job, self._assembler.assemble(job)) for job in batch]
+        pairs = [(job, frame) for job, frame in pairs if frame is not None]  # None: counted
+        if not pairs:
             return
-        result = self._pipeline.process(frame)
-        self._publish(job, result)
+        results = self._pipeline.process_batch([frame for _, frame in pairs])
+        for (job, _), result in zip(pairs, results):
+            self._publish(job, result)
         total_ms = (time.perf_counter() - start) * 1e3
-        self._pubs['processing_time'].publish(Float32(data=float(total_ms)))
-        self._pubs['model_time'].publish(Float32(data=float(result.model_ms)))
-        self.stats.frame_done(total_ms, result.model_ms,
-                              int(np.count_nonzero(result.radar_image[0])))
+        for (job, _), result in zip(pairs, results):
+            pubs = self._pubs[job.camera]
+            pubs['processing_time'].publish(Float32(data=float(total_ms)))
+            pubs['model_time'].publish(Float32(data=float(result.model_ms)))
+            self.stats.frame_done(total_ms, result.model_ms,
+                                  int(np.count_nonzero(result.radar_image[0])))
+        if self._fused_pub is not None:
+            self._publish_fused(pairs, results)
         self.stats.uncompensated = self._assembler.counts[counters.FRAMES_UNCOMPENSATED]
 
     def _publish(self, job: PairedImage, result: pipeline.FrameResult) -> None:
         header = job.image.header
+        pubs = self._pubs[job.camera]
         # Messages nobody receives are not built: a 32FC1 image at 896x1600 is 5.7 MB to
         # copy and serialise. Publishing to no subscriber delivers nothing anyway (volatile).
         for key, image in (('depth', result.depth), ('uncertainty', result.sigma)):
-            if self._pubs[key].get_subscription_count() > 0:
-                self._pubs[key].publish(msgs.build_message(
+            if pubs[key].get_subscription_count() > 0:
+                pubs[key].publish(msgs.build_message(
                     Image, codec.depth_image_fields(image), header=header))
         info = copy.deepcopy(job.info)
         info.header = header
-        self._pubs['camera_info'].publish(info)
-        colored = self._pubs['colored']
+        pubs['camera_info'].publish(info)
+        colored = pubs['colored']
         now = time.monotonic()
         if self.config.publish_colored and colored.get_subscription_count() > 0 and (
-                now - self._last_colored >= 1.0 / self.config.colored_max_rate):
-            self._last_colored = now
+                now - self._last_colored.get(job.camera, -math.inf)
+                >= 1.0 / self.config.colored_max_rate):
+            self._last_colored[job.camera] = now
             bgr = codec.colorize_depth(result.depth, self.config.max_depth)
             colored.publish(msgs.build_message(
                 Image, msgs.array_to_image_fields(bgr, 'bgr8'), header=header))
-        if self.config.publish_points and self._pubs['points'].get_subscription_count() > 0:
+        if self.config.publish_points and pubs['points'].get_subscription_count() > 0:
             points = geometry.depth_to_points(result.depth, job.K, self.config.points_stride)
-            self._pubs['points'].publish(msgs.build_message(
+            pubs['points'].publish(msgs.build_message(
                 PointCloud2, codec.points_cloud_fields(points), header=header))
+
+    def _publish_fused(self, pairs: list[tuple[PairedImage, pipeline.Frame]],
+                       results: list[pipeline.FrameResult]) -> None:
+        """Points of every camera of a batch in ``frames.base``, stamped like the newest image."""
+        if not (self.config.publish_points and self._fused_pub.get_subscription_count() > 0):
+            return
+        base = self.config.base_frame
+        clouds = []
+        for (job, frame), result in zip(pairs, results):
+            T_base_from_cam = self._extrinsics.lookup(base, frame.frame_id, frame.stamp_ns)
+            if T_base_from_cam is None:
+                self._bad(counters.UNKNOWN_FRAME, f'no transform {frame.frame_id} -> {base}')
+                continue
+            points = geometry.depth_to_points(result.depth, job.K, self.config.points_stride)
+            clouds.append(geometry.points_to_camera(points, T_base_from_cam))  # (N, 3) base
+        newest = max(pairs, key=lambda p: p[0].stamp_ns)[0].image.header
+        header = copy.deepcopy(newest)
+        header.frame_id = base
+        cloud = np.concatenate(clouds) if clouds else np.zeros((0, 3), np.float32)
+        self._fused_pub.publish(msgs.build_message(
+            PointCloud2, codec.points_cloud_fields(cloud), header=header))
 
     # ------------------------------------------------------------------ parameters
 
@@ -416,6 +475,28 @@ class RcDepthNode(LifecycleNode):
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
+
+
+def _topic(camera: str, name: str) -> str:
+    """Topic of a camera's input or output: ``~/name`` for the single camera."""
+    return f'~/{camera}/{name}' if camera else f'~/{name}'
+
+
+def _input_name(camera: str, kind: str) -> str:
+    """Name of a camera input in the node's counters (``image``, ``CAM_BACK/image``)."""
+    return f'{camera}/{kind}' if camera else kind
+
+
+def _batches(jobs: list[PairedImage], window_s: float) -> list[list[PairedImage]]:
+    """Split paired images into batches whose stamps lie within ``window_s`` of the first."""
+    window_ns = int(window_s * 1e9)
+    batches: list[list[PairedImage]] = []
+    for job in sorted(jobs, key=lambda j: j.stamp_ns):
+        if batches and job.stamp_ns - batches[-1][0].stamp_ns <= window_ns:
+            batches[-1].append(job)
+        else:
+            batches.append([job])
+    return batches
 
 
 def main(args: list[str] | None = None) -> int:

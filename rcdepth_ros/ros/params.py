@@ -22,6 +22,7 @@ No rclpy import at module level: the bag tools read the defaults without ROS.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+import re
 from typing import Any
 
 from ..sweeps import DEFAULT_MAX_SWEEPS, DEFAULT_WINDOW_S
@@ -57,6 +58,8 @@ class NodeConfig:
     odom_topic: str
     base_frame: str
     camera_frame: str
+    cameras: tuple[str, ...]
+    batch_window: float
     min_depth: float
     max_depth: float
     time_jump_threshold: float
@@ -73,7 +76,7 @@ class NodeConfig:
 class ParamSpec:
     """One declared parameter: ROS name, field, type, default, description, bounds, timing.
 
-    ``default`` None (integer arrays only) means unset: an empty list has no ROS type, so the
+    ``default`` None (arrays only) means unset: an empty list has no ROS type, so the
     parameter is declared by type and reads back as an empty tuple.
     """
 
@@ -149,6 +152,15 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               'Vehicle body frame.', CONFIGURE),
     ParamSpec('frames.camera', 'camera_frame', 'string', '',
               'Optical frame of the camera; empty = frame_id of the image header.', LIVE),
+    ParamSpec('cameras', 'cameras', 'string_array', None,
+              'Cameras served by this one node (e.g. the six of nuScenes): each has inputs '
+              '~/CAMERA/input/{image,camera_info} and outputs ~/CAMERA/output/..., every radar '
+              'is projected into every camera, output.points adds a fused ~/output/points in '
+              'frames.base; unset = one camera on ~/input/image and ~/output/...', CONFIGURE),
+    ParamSpec('batch.window', 'batch_window', 'double', 0.05,
+              'Images of different cameras stamped within this many seconds run as one '
+              'batched forward pass; the worker waits at most this long for the others.',
+              LIVE, float_range=(0.0, 1.0)),
     ParamSpec('min_depth', 'min_depth', 'double', 1.0,
               'Depth below this is published as NaN (metres).', LIVE,
               float_range=(0.0, 1000.0)),
@@ -300,6 +312,14 @@ def validate_config(config: NodeConfig) -> None:
         raise ValueError('radar_topics contains an empty topic name')
     if not config.base_frame:
         raise ValueError('frames.base must not be empty')
+    if len(set(config.cameras)) != len(config.cameras):
+        raise ValueError(f'cameras has duplicates: {list(config.cameras)}')
+    bad = [c for c in config.cameras if not re.fullmatch(r'[A-Za-z][A-Za-z0-9_]*', c)]
+    if bad:
+        raise ValueError(f'cameras must be ROS name tokens (letters, digits, _), got {bad}')
+    if config.cameras and config.camera_frame:
+        raise ValueError('frames.camera names one optical frame; with several cameras leave '
+                         'it empty (each image header names its own)')
 
 
 assert {spec.attr for spec in PARAM_SPECS} == {f.name for f in fields(NodeConfig)}
@@ -330,9 +350,12 @@ def declare_parameters(node: Any) -> None:
     from rclpy.parameter import Parameter
 
     for spec in PARAM_SPECS:
-        # Integer-array filters default to "unset": an empty list has no ROS type.
-        value = (Parameter.Type.INTEGER_ARRAY if spec.default is None
-                 else spec.default)
+        # Arrays may default to "unset": an empty list has no ROS type.
+        if spec.default is None:
+            value = (Parameter.Type.INTEGER_ARRAY if spec.kind == 'integer_array'
+                     else Parameter.Type.STRING_ARRAY)
+        else:
+            value = spec.default
         node.declare_parameter(spec.name, value, descriptor(spec))
 
 
