@@ -21,6 +21,8 @@ the benchmarks feed with messages (rclpy or rosbags classes alike: only fields a
   transform is used and the frame is counted as ``frames_uncompensated``.
 - An image stamp earlier than the last one by more than ``time_jump_threshold`` (a bag that
   loops) clears every buffer.
+- :func:`batches`: images of different cameras stamped within ``batch.window`` form one
+  batch (one forward pass).
 
 Every skipped input is counted under its reason (:mod:`.counters`) in :attr:`counts` and
 reported to ``on_bad(kind, reason)`` (the node logs it, throttled). Thread-safe: the node's
@@ -289,6 +291,23 @@ class FrameAssembler:
             with self._lock:
                 self.counts[counters.FRAMES_UNCOMPENSATED] += 1
         return frame
+
+
+def batches(paired: Iterable[PairedImage], window_s: float) -> list[list[PairedImage]]:
+    """Group paired images into the batches of one forward pass each (surround view).
+
+    In stamp order, an image joins the current batch when its stamp is within ``window_s``
+    of the batch's first and the batch has no image of its camera yet.
+    """
+    window_ns = int(window_s * 1e9)
+    out: list[list[PairedImage]] = []
+    for job in sorted(paired, key=lambda j: j.stamp_ns):
+        if out and job.stamp_ns - out[-1][0].stamp_ns <= window_ns and \
+                all(j.camera != job.camera for j in out[-1]):
+            out[-1].append(job)
+        else:
+            out.append([job])
+    return out
 
 
 def _pose_matrix(position: Any, orientation: Any) -> np.ndarray:

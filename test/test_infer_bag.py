@@ -225,3 +225,39 @@ def test_prepared_radar_image_is_what_infer_bag_feeds_the_network(world, bag, tm
         np.testing.assert_array_equal(fed[stamp], image)
     assert sum(np.count_nonzero(image[0]) for image in prepared.values()) > 20
     assert max(sweeps) == 2  # the parameter took effect somewhere
+
+
+def test_cameras_all_on_a_surround_bag(tmp_path, student_weights):
+    """Six cameras and five radars: depth and uncertainty for every image of every camera,
+    every radar projected into every camera, cameras of one instant in one forward pass."""
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path / 'world'
+    assert cli.main(['sim', '--out', str(root), '--scenes', '1', '--seed', '3', '--duration',
+                     '1', '--image-scale', '0.1', '--cameras', 'all', '--camera-sweeps', 'none',
+                     '--night-fraction', '0', '--workers', '1', '--no-progress']) == 0
+    bag = tmp_path / 'bag'
+    nuscenes2bag.convert(root, 'v1.0-sim', bag, progress=False)
+    topics = io.bag_topics(bag)
+    radars = sorted(t[1:] for t in topics if t.startswith('/RADAR_'))
+    assert len(radars) == 5
+    assert cli.main(['infer-bag', str(bag), str(tmp_path / 'depth'), '--cameras', 'all',
+                     '--radars', *radars, '--model', str(student_weights), '--device', 'cpu',
+                     '--no-progress']) == 0
+    out = io.bag_topics(tmp_path / 'depth')
+    cameras = ['CAM_BACK', 'CAM_BACK_LEFT', 'CAM_BACK_RIGHT', 'CAM_FRONT', 'CAM_FRONT_LEFT',
+               'CAM_FRONT_RIGHT']
+    total = 0
+    for camera in cameras:
+        n = topics[f'/{camera}/image_rect_compressed'][1]
+        assert n >= 2
+        for key, topic in output_topics(camera).items():
+            assert out[topic][1] == n, (camera, key)
+        total += n
+    summary = infer_bag(bag, tmp_path / 'depth2', model=student_weights, device='cpu',
+                        cameras='all', radars=radars, progress=False)
+    assert summary['cameras'] == cameras and summary['frames'] == total
+    assert summary['skipped'] == {} and summary['radar_points_mean'] > 0
+    # Cameras of one instant share a forward pass (batch.window 0.05 s).
+    assert summary['batch_size_max'] > 1 and summary['forward_passes'] < total

@@ -22,7 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from .. import codec, counters, inference, msgs, pipeline
-from ..assembler import FrameAssembler, PairedImage, pose_matrix
+from ..assembler import FrameAssembler, PairedImage, batches, pose_matrix
 from ..calibration import Calibration, CalibrationExtrinsics, SensorCalibration, load_calibration
 from ..errors import BadArgument, BadInputFile, MissingData
 from ..ros import params
@@ -224,6 +224,30 @@ class BagFrames:
         assembler.finish()
 
 
+def _batched(frames: BagFrames, frame_pipeline: pipeline.FramePipeline, window_s: float,
+             sizes: list[int]) -> Iterator[tuple[PairedImage, pipeline.Frame,
+                                                 pipeline.FrameResult]]:
+    """Run the frames as the node batches them (:func:`~rcdepth_ros.assembler.batches`).
+
+    Frames come in log order; a batch is run once a frame arrives that cannot join it. The
+    size of each batch run is appended to ``sizes``.
+    """
+    pending: list[tuple[PairedImage, pipeline.Frame]] = []
+
+    def run() -> Iterator[tuple[PairedImage, pipeline.Frame, pipeline.FrameResult]]:
+        results = frame_pipeline.process_batch([frame for _, frame in pending])
+        sizes.append(len(pending))
+        yield from ((p, f, r) for (p, f), r in zip(pending, results))
+        pending.clear()
+
+    for paired, frame in frames:
+        if pending and len(batches([p for p, _ in pending] + [paired], window_s)) > 1:
+            yield from run()
+        pending.append((paired, frame))
+    if pending:
+        yield from run()
+
+
 def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
               model: str | os.PathLike[str] | None = None,
               cameras: Sequence[str] | str = ('CAM_FRONT',),
@@ -272,6 +296,7 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
     model_ms: list[float] = []
     total_ms: list[float] = []
     radar_points: list[int] = []
+    batch_sizes: list[int] = []  # images per forward pass
     image_cls = io.TYPESTORE.types[_IMAGE]
 
     with io.open_writer(out_bag, overwrite=overwrite) as writer, \
@@ -286,8 +311,8 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
             writer.write(conns[camera, key], stamp, io.serialize(msg, msgtype))
             counts[names[camera][key]] += 1
 
-        for paired, frame in frames:
-            result = frame_pipeline.process(frame)
+        for paired, frame, result in _batched(frames, frame_pipeline, config.batch_window,
+                                              batch_sizes):
             bar.update(1)
             header, camera, stamp = paired.image.header, paired.camera, paired.stamp_ns
             write(camera, 'depth', msgs.build_message(
@@ -317,4 +342,6 @@ def infer_bag(in_bag: str | os.PathLike[str], out_bag: str | os.PathLike[str],
         'model_ms_mean': float(np.mean(model_ms)) if model_ms else float('nan'),
         'total_ms_mean': float(np.mean(total_ms)) if total_ms else float('nan'),
         'radar_points_mean': float(np.mean(radar_points)) if radar_points else 0.0,
+        'forward_passes': len(batch_sizes),
+        'batch_size_max': max(batch_sizes, default=0),
     }

@@ -39,7 +39,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Float32
 
 from .. import codec, counters, geometry, inference, msgs, pipeline
-from ..assembler import FrameAssembler, PairedImage
+from ..assembler import FrameAssembler, PairedImage, batches
 from ..calibration import CalibrationExtrinsics, load_calibration
 from ..errors import UserError
 from .diagnostics import NodeStats, diagnostic_status
@@ -341,7 +341,7 @@ class RcDepthNode(LifecycleNode):
     def _work(self) -> None:
         while not self._stop.is_set():
             jobs = self._take()
-            for batch in _batches(jobs, self.config.batch_window if self.config else 0.0):
+            for batch in batches(jobs, self.config.batch_window if self.config else 0.0):
                 try:
                     self._process(batch)
                 except codec.BadInput as exc:
@@ -485,18 +485,6 @@ def _topic(camera: str, name: str) -> str:
 def _input_name(camera: str, kind: str) -> str:
     """Name of a camera input in the node's counters (``image``, ``CAM_BACK/image``)."""
     return f'{camera}/{kind}' if camera else kind
-
-
-def _batches(jobs: list[PairedImage], window_s: float) -> list[list[PairedImage]]:
-    """Split paired images into batches whose stamps lie within ``window_s`` of the first."""
-    window_ns = int(window_s * 1e9)
-    batches: list[list[PairedImage]] = []
-    for job in sorted(jobs, key=lambda j: j.stamp_ns):
-        if batches and job.stamp_ns - batches[-1][0].stamp_ns <= window_ns:
-            batches[-1].append(job)
-        else:
-            batches.append([job])
-    return batches
 
 
 def main(args: list[str] | None = None) -> int:
