@@ -132,6 +132,23 @@ def test_bench_node_reports_latency_and_overhead(ros_env, student_weights, tmp_p
     assert os.environ['ROS_LOG_DIR'] == ros_env['ROS_LOG_DIR']
 
 
+def test_bench_node_with_several_cameras(ros_env, student_weights, tmp_path):
+    import json
+
+    from rcdepth_ros import cli
+
+    out = tmp_path / 'bench.json'
+    code = cli.main(['bench-node', '--size', '48x80', '--frames', '2', '--warmup', '1',
+                     '--cameras', '3', '--device', 'cpu', '--model', str(student_weights),
+                     '--domain-id', ros_env['ROS_DOMAIN_ID'], '--json', str(out)])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert result['cameras'] == 3 and result['frames'] == 2
+    # Two instants of three cameras came back within the timed loop.
+    assert result['camera_frames_per_s'] > 0
+    assert result['end_to_end_ms']['max'] >= result['model_ms']['min'] > 0
+
+
 def _set(client, name, value):
     """Set one parameter through the node's real set_parameters service: (ok, reason)."""
     from rcl_interfaces.srv import SetParameters

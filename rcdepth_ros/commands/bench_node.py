@@ -10,9 +10,10 @@ from ..ros import params
 NAME = 'bench-node'
 HELP = ('Start rcdepth_node as a process, publish synthetic frames one at a time and report '
         'end-to-end latency (image published -> depth received) and the node overhead '
-        '(end-to-end minus the model time the node reports), median and p90, and the '
-        "node's resident memory (RSS) after the warm-up and at the end (a soak test with "
-        'e.g. --frames 2000).')
+        '(end-to-end minus the model time the node reports), median and p90, the throughput '
+        'in camera frames a second (--cameras N: one node serving N cameras, one batched '
+        "forward pass per instant), and the node's resident memory (RSS) after the warm-up "
+        'and at the end (a soak test with e.g. --frames 2000).')
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='ROS_DOMAIN_ID of the run (default: derived from the pid)')
     parser.add_argument('--timeout', type=float, default=120.0,
                         help='seconds to wait for the node to start and for each frame')
+    parser.add_argument('--cameras', type=int, default=1, metavar='N',
+                        help='cameras served by the one node (1: the default single-camera '
+                             'topics; N > 1: the cameras parameter with CAM_0 .. CAM_N-1)')
     parser.add_argument('--rss-every', type=int, default=100, metavar='N',
                         help="sample the node's RSS every N timed frames (soak runs)")
     parser.add_argument('--json', default=None, metavar='OUT', help='write the results here')
@@ -65,7 +69,7 @@ def _stats(values: list[float]) -> dict[str, float]:
 KEYS = ('depth', 'uncertainty', 'model_time', 'processing_time')
 
 
-def _settle(client, timeout: float) -> dict[str, int]:
+def _settle(client, timeout: float, keys: list[str]) -> dict[str, int]:
     """Wait until every warm-up frame is done; return the message count of each output.
 
     The client waits for quiet: no new output for twice the slowest processing time seen
@@ -77,11 +81,12 @@ def _settle(client, timeout: float) -> dict[str, int]:
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        slowest = max((m.data for _, m in client.got['processing_time']), default=0.0)
-        counts = [len(client.got[k]) for k in KEYS]
+        slowest = max((m.data for k in keys if k.endswith('processing_time')
+                       for _, m in client.got[k]), default=0.0)
+        counts = [len(client.got[k]) for k in keys]
         client.wait(lambda: False, max(0.5, 2e-3 * slowest))  # spin: collect late messages
-        if counts == [len(client.got[k]) for k in KEYS]:
-            return dict(zip(KEYS, counts))
+        if counts == [len(client.got[k]) for k in keys]:
+            return dict(zip(keys, counts))
     raise ValueError('the node kept publishing after the warm-up frames')
 
 
@@ -122,14 +127,19 @@ def run(args: argparse.Namespace) -> int:
         NodeClient,
         NodeProcess,
         calibration_dict,
+        output_key,
         ros_environment,
         stamp_ns,
         write_params_file,
     )
     from ..ros.session import RosSession
 
-    if args.frames < 1 or args.warmup < 0 or args.rss_every < 1:
-        raise BadArgument('need --frames >= 1, --warmup >= 0 and --rss-every >= 1')
+    if args.frames < 1 or args.warmup < 0 or args.rss_every < 1 or args.cameras < 1:
+        raise BadArgument('need --frames >= 1, --warmup >= 0, --rss-every >= 1 and '
+                          '--cameras >= 1')
+    cameras = [f'CAM_{i}' for i in range(args.cameras)] if args.cameras > 1 else []
+    names = cameras or ['']
+    keys = [output_key(c, k) for c in names for k in KEYS]
     height, width = args.size
     domain = args.domain_id if args.domain_id is not None else 1 + os.getpid() % 100
     with tempfile.TemporaryDirectory(prefix='rcdepth_bench_node_') as tmp:
@@ -141,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             'model_path': weights, 'device': args.device, 'precision': args.precision,
             'backend': args.backend, 'image_type': 'raw', 'radar_topics': ['~/input/radar'],
             'extrinsics.calibration_path': str(calib), 'odom_topic': '~/input/odom',
-            'qos.reliability': 'reliable', 'output.colored': False})
+            'qos.reliability': 'reliable', 'output.colored': False,
+            **({'cameras': cameras} if cameras else {})})
         env = ros_environment(domain, folder)
         namespace = f'/bench{os.getpid()}'
         proc = NodeProcess(params, env, namespace, folder / 'node.log')
@@ -149,40 +160,50 @@ def run(args: argparse.Namespace) -> int:
         rss: list[tuple[int, float]] = []  # (timed frames done, node RSS MB)
         try:
             client = NodeClient(session.executor, session.node, namespace, proc, height, width,
-                                outputs=KEYS, startup_timeout=args.timeout)
-            if not client.wait(lambda: client.pub_image.get_subscription_count() > 0,
+                                outputs=KEYS, startup_timeout=args.timeout, cameras=cameras)
+            if not client.wait(lambda: all(p.get_subscription_count() > 0
+                                           for p in client.pub_images.values()),
                                args.timeout):
                 raise ValueError('rcdepth_node did not activate:\n' + proc.log()[-2000:])
             for _ in range(args.warmup):
                 client.serve_one(timeout=args.timeout)
-            done = _settle(client, args.timeout)
+            done = _settle(client, args.timeout, keys)
             rss.append((0, proc.rss_mb()))
             e2e, both, model, total = [], [], [], []
+            t_timed = time.perf_counter()
             for i in range(args.frames):
-                stamp = client.publish_frame()
+                stamp = client.publish_frame()  # one image per camera, same stamp
                 sent = client.last_image_sent
                 # One message of each output per frame, so the next one is this frame's.
-                ok = client.wait(lambda: all(len(client.got[k]) > done[k] for k in KEYS),
+                ok = client.wait(lambda: all(len(client.got[k]) > done[k] for k in keys),
                                  args.timeout)
                 if not ok:
                     raise ValueError(f'frame {i}: no depth within {args.timeout} s\n'
                                      + proc.log()[-2000:])
-                depth_t, depth = client.got['depth'][done['depth']]
-                sigma_t, sigma = client.got['uncertainty'][done['uncertainty']]
-                if stamp_ns(depth.header) != stamp or stamp_ns(sigma.header) != stamp:
-                    raise ValueError(f'frame {i}: the output of another frame came back')
-                e2e.append((depth_t - sent) * 1e3)
-                both.append((max(depth_t, sigma_t) - sent) * 1e3)
-                model.append(float(client.got['model_time'][done['model_time']][1].data))
-                total.append(float(
-                    client.got['processing_time'][done['processing_time']][1].data))
+                arrived = []
+                for c in names:
+                    d, s = output_key(c, 'depth'), output_key(c, 'uncertainty')
+                    depth_t, depth = client.got[d][done[d]]
+                    sigma_t, sigma = client.got[s][done[s]]
+                    if stamp_ns(depth.header) != stamp or stamp_ns(sigma.header) != stamp:
+                        raise ValueError(f'frame {i}: the output of another frame came back')
+                    arrived.append((depth_t, sigma_t))
+                # Latency of the instant: until the last camera's depth (and uncertainty).
+                e2e.append((max(d for d, _ in arrived) - sent) * 1e3)
+                both.append((max(max(a) for a in arrived) - sent) * 1e3)
+                first = names[0]
+                model.append(float(client.got[output_key(first, 'model_time')][
+                    done[output_key(first, 'model_time')]][1].data))
+                total.append(float(client.got[output_key(first, 'processing_time')][
+                    done[output_key(first, 'processing_time')]][1].data))
                 done = {k: n + 1 for k, n in done.items()}
                 if (i + 1) % args.rss_every == 0 or i + 1 == args.frames:
                     rss.append((i + 1, proc.rss_mb()))
                 print(f'\rframe {i + 1}/{args.frames}: {e2e[-1]:.1f} ms', end='', flush=True)
+            timed_s = time.perf_counter() - t_timed
             print()
             client.wait(lambda: False, 0.2)
-            if any(len(client.got[k]) > done[k] for k in KEYS):
+            if any(len(client.got[k]) > done[k] for k in keys):
                 raise ValueError('the node published more outputs than frames were sent')
         finally:
             session.close()
@@ -191,6 +212,9 @@ def run(args: argparse.Namespace) -> int:
     inside = [a - b for a, b in zip(total, model)]  # the node's own work around the network
     result = {
         'size': [height, width], 'frames': args.frames, 'warmup': args.warmup,
+        'cameras': args.cameras,
+        # Frames are sent one instant at a time (the next after the last output came back).
+        'camera_frames_per_s': args.cameras * args.frames / timed_s,
         'weights': source, 'device': args.device, 'precision': args.precision,
         'backend': args.backend, 'transport': 'FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA',
         # A Fast DDS XML profile (e.g. a shorter heartbeat period) changes the latencies.
@@ -212,6 +236,8 @@ def run(args: argparse.Namespace) -> int:
                 'node_processing_ms', 'overhead_ms', 'node_overhead_ms'):
         s = result[key]
         print(f'{key:36s} median {s["median"]:8.2f}  p90 {s["p90"]:8.2f}')
+    print(f'{"camera_frames_per_s":36s} {result["camera_frames_per_s"]:8.2f}  '
+          f'({args.cameras} camera(s))')
     memory = result['node_rss_mb']
     print(f'{"node_rss_mb":36s} start {memory["start"]:8.1f}  end {memory["end"]:8.1f}  '
           f'growth {memory["growth_pct"]:+.2f} % over {args.frames} frames')

@@ -361,11 +361,12 @@ class NodeClient:
         """Publish frames until the depth of one of them comes back; return its stamp."""
         sent = set()
         deadline = time.monotonic() + timeout
+        key = output_key(self.cameras[0], 'depth')
         while time.monotonic() < deadline and self.proc.alive():
             sent.add(self.publish_frame(**kwargs))
-            n = len(self.got['depth'])
-            self.wait(lambda: len(self.got['depth']) > n, 1.0)
-            for _, msg in self.got['depth'][n:]:
+            n = len(self.got[key])
+            self.wait(lambda: len(self.got[key]) > n, 1.0)
+            for _, msg in self.got[key][n:]:
                 if stamp_ns(msg.header) in sent:
                     return stamp_ns(msg.header)
         raise AssertionError('no depth image came back\n' + self.proc.log()[-3000:])
