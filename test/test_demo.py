@@ -14,6 +14,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from rcdepth_ros import cli, codec, msgs
 from rcdepth_ros.bags import io as bag_io
@@ -306,3 +307,27 @@ def test_node_and_infer_bag_agree_bit_for_bit_under_non_default_parameters(
             finite = np.concatenate(finite)
             assert 0 < finite.size < pixels
             assert finite.min() >= 49.97 and finite.max() <= 50.01
+
+
+def test_surround_demo_serves_six_cameras_from_one_node(tmp_path, student_weights):
+    """--surround: one node, six cameras and five radars; every camera image gets its depth
+    back under /rcdepth_node/<camera>/output/..., and OUT/surround.png is written."""
+    out = tmp_path / 'out'
+    done = _run_demo(out, '--surround', '--model', str(student_weights), tmp=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert 'surround' in done.stdout
+    from rcdepth_ros.demo.scene import SURROUND_CAMERAS
+
+    params = yaml.safe_load((out / 'node_params.yaml').read_text())
+    assert params['/**']['ros__parameters']['cameras'] == list(SURROUND_CAMERAS)
+    images = bag_io.bag_topics(out / 'bag')
+    outputs = bag_io.bag_topics(out / 'depth_bag')
+    for camera in SURROUND_CAMERAS:
+        n = images[f'/{camera}/image_rect_compressed'][1]
+        assert outputs[f'{NODE}/{camera}/output/depth'][1] == n >= 2
+        assert outputs[f'{NODE}/{camera}/output/uncertainty'][1] == n
+    picture = cv2.imread(str(out / 'surround.png'))
+    assert picture is not None and picture.shape[0] >= 640 and picture.shape[1] > 640
+    report = json.loads((out / 'metrics.json').read_text())
+    assert report['surround']['cameras'] == list(SURROUND_CAMERAS)
+    assert report['frames']['images_in'] == report['frames']['depth_out']

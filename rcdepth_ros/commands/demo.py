@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         choices=params.SPECS_BY_NAME['precision'].choices,
                         help="the node's precision parameter (default "
                              f'{params.default("precision")})')
+    parser.add_argument('--surround', action='store_true',
+                        help='six cameras and five radars (synthetic world), one node serving '
+                             'all six; adds OUT/surround.png: the six depth maps as points from '
+                             'above with the LiDAR, next to the per-camera depth panels')
     parser.add_argument('--seed', type=int, default=0, help='seed of the synthetic world')
     parser.add_argument('--rate', type=float, default=1.0,
                         help='replay rate (1 = recorded speed); replay also pauses after each '
@@ -73,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         version=args.version, model=args.model, overwrite=args.overwrite, seed=args.seed,
         device=args.device, backend=args.backend, precision=args.precision, rate=args.rate,
         params_file=Path(args.params_file) if args.params_file else None,
+        surround=args.surround,
         domain_id=args.domain_id,
         frame_timeout=args.timeout, progress=not args.no_progress)
     report = run_demo(options)  # a DemoError is a UserError: one line from the CLI

@@ -216,3 +216,71 @@ def render_figure(rows: Sequence[FigureRow], path: str | os.PathLike[str], title
             boxes[-1].append((int(round(box.x0)), total_h - int(round(box.y1)),
                               int(round(box.x1)), total_h - int(round(box.y0))))
     return boxes
+
+
+BEV_RANGE_M = 40.0  # half-width of the bird's-eye view
+BEV_PX = 640
+SURROUND_PANEL_W = 320
+# One colour a camera (BGR), LiDAR drawn over them in white.
+_CAMERA_BGR = ((66, 135, 245), (60, 180, 75), (230, 190, 0), (180, 30, 145), (0, 130, 200),
+               (40, 40, 230))
+
+
+def render_surround(cameras: Sequence[str], depths: Sequence[np.ndarray],
+                    Ks: Sequence[np.ndarray], T_ref_from_camera: Sequence[np.ndarray],
+                    lidar: np.ndarray, path: str | os.PathLike[str], title: str = '',
+                    max_depth: float = 80.0, stride: int = 2) -> tuple[int, int]:
+    """Write the surround picture: a bird's-eye view beside the cameras' depth panels.
+
+    The view shows every camera's depth as points seen from above (one colour a camera) with
+    the LiDAR over them. ``depths`` float32 (H, W) metres (NaN = none) with their ``Ks`` and
+    poses in the reference ego frame (x forward, y left); ``lidar`` (N, 3) in that frame.
+    Returns the picture's (height, width).
+    """
+    import cv2
+
+    from .. import codec, geometry
+
+    bev = np.full((BEV_PX, BEV_PX, 3), 24, np.uint8)
+    scale = BEV_PX / (2 * BEV_RANGE_M)  # px per metre
+
+    def to_px(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        col = np.rint(BEV_PX / 2 - xy[:, 1] * scale).astype(np.int64)  # y left -> left
+        row = np.rint(BEV_PX / 2 - xy[:, 0] * scale).astype(np.int64)  # x forward -> up
+        keep = (row >= 0) & (row < BEV_PX) & (col >= 0) & (col < BEV_PX)
+        return row[keep], col[keep], keep
+
+    for i, (depth, K, T) in enumerate(zip(depths, Ks, T_ref_from_camera)):
+        points = geometry.points_to_camera(geometry.depth_to_points(depth, K, stride), T)
+        row, col, _ = to_px(points[:, :2])
+        bev[row, col] = _CAMERA_BGR[i % len(_CAMERA_BGR)]
+    above = lidar[lidar[:, 2] > 0.3]  # ego z = 0 on the road: leave the road out
+    row, col, _ = to_px(above[:, :2])
+    bev[row, col] = (255, 255, 255)
+    cv2.circle(bev, (BEV_PX // 2, BEV_PX // 2), 4, (0, 0, 255), -1)  # the car
+    cv2.putText(bev, f"bird's-eye view {2 * BEV_RANGE_M:.0f} m, LiDAR white", (8, 20),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+
+    panels = []
+    for i, (camera, depth) in enumerate(zip(cameras, depths)):
+        bgr = codec.colorize_depth(depth, max_depth)
+        h = int(round(bgr.shape[0] * SURROUND_PANEL_W / bgr.shape[1]))
+        bgr = cv2.resize(bgr, (SURROUND_PANEL_W, h), interpolation=cv2.INTER_NEAREST)
+        cv2.rectangle(bgr, (0, 0), (SURROUND_PANEL_W - 1, 18), _CAMERA_BGR[i % 6], -1)
+        cv2.putText(bgr, camera, (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        panels.append(bgr)
+    ph = max(p.shape[0] for p in panels)
+    panels = [np.pad(p, ((0, ph - p.shape[0]), (0, 0), (0, 0))) for p in panels]
+    rows = [np.concatenate(panels[i:i + 3] + [np.zeros_like(panels[0])] * (3 - len(
+        panels[i:i + 3])), axis=1) for i in range(0, len(panels), 3)]
+    grid = np.concatenate(rows, axis=0)
+    height = max(BEV_PX, grid.shape[0])
+    canvas = np.full((height + 30, BEV_PX + grid.shape[1], 3), 255, np.uint8)
+    canvas[30:30 + BEV_PX, :BEV_PX] = bev
+    canvas[30:30 + grid.shape[0], BEV_PX:] = grid
+    cv2.putText(canvas, title, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1,
+                cv2.LINE_AA)
+    if not cv2.imwrite(str(path), canvas):
+        raise OSError(f'cannot write {path}')
+    return canvas.shape[0], canvas.shape[1]

@@ -35,10 +35,13 @@ class OutputRecorder:
     """Subscriptions of ``node`` to the outputs of the node ``target`` (``/rcdepth_node``).
 
     ``writer`` is an open rosbags writer (or None: nothing is written); ``keep`` the stamps
-    (ns) whose depth and uncertainty are kept as arrays for evaluation.
+    (ns) whose depth and uncertainty are kept as arrays for evaluation. ``target`` is the
+    node, or with several cameras ``/rcdepth_node/<camera>`` (then ``diagnostics_of`` names
+    the node).
     """
 
-    def __init__(self, node: Any, target: str, writer: Any, keep: Iterable[int]) -> None:
+    def __init__(self, node: Any, target: str, writer: Any, keep: Iterable[int],
+                 diagnostics_of: str | None = None) -> None:
         import importlib
 
         from diagnostic_msgs.msg import DiagnosticArray
@@ -48,6 +51,8 @@ class OutputRecorder:
         from ..bags import io as bag_io
 
         self.target = target.rstrip('/')
+        # /diagnostics of this node (a camera's outputs live below the node's name).
+        self.diagnostics_of = (diagnostics_of or target).rstrip('/')
         self.writer = writer
         self.keep = set(int(s) for s in keep)
         self.counts = {key: 0 for key in RECORDED}
@@ -98,7 +103,7 @@ class OutputRecorder:
 
     def _on_diagnostics(self, msg: Any) -> None:
         for status in msg.status:
-            if status.hardware_id == self.target:
+            if status.hardware_id == self.diagnostics_of:
                 self.diagnostics = {kv.key: kv.value for kv in status.values}
 
     def has(self, stamp: int) -> bool:

@@ -45,10 +45,11 @@ WORLD_DIR = 'world'
 BAG_DIR = 'bag'
 DEPTH_BAG = 'depth_bag'
 FIGURE = 'demo.png'
+SURROUND_FIGURE = 'surround.png'
 METRICS = 'metrics.json'
 NODE_LOG = 'node.log'
 PARAMS = 'node_params.yaml'
-PRODUCTS = (WORLD_DIR, BAG_DIR, DEPTH_BAG, FIGURE, METRICS, NODE_LOG, PARAMS)
+PRODUCTS = (WORLD_DIR, BAG_DIR, DEPTH_BAG, FIGURE, SURROUND_FIGURE, METRICS, NODE_LOG, PARAMS)
 
 WEIGHTS_HINT = ('the demo weights ship with the repository as models/xdrcdepth_demo.safetensors '
                 '+ .json (restore them from a fresh clone), or pass --model PATH to weights '
@@ -88,6 +89,7 @@ class DemoOptions:
     backend: str | None = None
     precision: str | None = None
     params_file: Path | None = None
+    surround: bool = False
     rate: float = 1.0
     domain_id: int | None = None
     frame_timeout: float = 120.0
@@ -158,14 +160,23 @@ def check_inputs(options: DemoOptions) -> tuple[str, str] | None:
 
 # ----------------------------------------------------------------------------- steps
 
-def build_demo_world(out: Path, size: WorldSize, seed: int, progress: bool) -> Path:
-    """One day scene with CAM_FRONT, RADAR_FRONT and LIDAR_TOP; returns the dataroot."""
+def _rig(surround: bool) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Cameras and radars of the demo: CAM_FRONT + RADAR_FRONT, or all six and five."""
+    from .scene import SURROUND_CAMERAS, SURROUND_RADARS
+
+    return (SURROUND_CAMERAS, SURROUND_RADARS) if surround else ((CAMERA,), (RADAR,))
+
+
+def build_demo_world(out: Path, size: WorldSize, seed: int, progress: bool,
+                     surround: bool = False) -> Path:
+    """One day scene with the demo's cameras, radars and LIDAR_TOP; returns the dataroot."""
     from ..data.sim.writer import SimConfig, build_world
 
+    cameras, radars = _rig(surround)
     config = SimConfig(scenes=1, seed=seed, night_fraction=0.0, image_scale=size.image_scale,
-                       duration=size.duration, version=SIM_VERSION, cameras=(CAMERA,),
-                       camera_sweeps=(CAMERA,) if size.camera_sweeps else (),
-                       radars=(RADAR,))
+                       duration=size.duration, version=SIM_VERSION, cameras=cameras,
+                       camera_sweeps=cameras if size.camera_sweeps else (),
+                       radars=radars)
     return build_world(config, out, workers=min(2, os.cpu_count() or 1), progress=progress)
 
 
@@ -192,15 +203,18 @@ def user_parameters(options: DemoOptions) -> dict[str, Any]:
 
 
 def node_parameters(model: Path, calibration: Path, user: dict[str, Any] | None = None,
-                    ) -> dict[str, Any]:
+                    surround: bool = False) -> dict[str, Any]:
     """Parameters of the demo's ``rcdepth_node`` (ROS names; see ``config/rcdepth.yaml``).
 
     ``user``: :func:`user_parameters`; the demo's own wiring below wins over it.
+    ``surround``: one node serves the six cameras with the five radars.
     """
+    cameras, radars = _rig(surround)
     return {
         **(user or {}),
+        **({'cameras': list(cameras)} if surround else {}),
         'model_path': str(model), 'image_type': 'compressed',
-        'radar_topics': [f'/{RADAR}'], 'odom_topic': '/odom',
+        'radar_topics': [f'/{r}' for r in radars], 'odom_topic': '/odom',
         'extrinsics.source': 'calibration', 'extrinsics.calibration_path': str(calibration),
         # Replay catches up in bursts after each keyframe pause: keep everything queued.
         'qos.reliability': 'reliable', 'qos.depth': 200,
@@ -222,11 +236,15 @@ def _configure_failure(log: str) -> str | None:
     return None
 
 
-def _wait_for_node(session: Any, proc: Any, recorder: Any, timeout: float,
-                   log_path: Path) -> None:
+def _prefix(camera: str, surround: bool) -> str:
+    """Topic prefix of a camera's inputs and outputs on the demo's node."""
+    return f'{NODE}/{camera}' if surround else NODE
+
+
+def _wait_for_node(session: Any, proc: Any, recorders: list[Any], topics: list[str],
+                   timeout: float, log_path: Path) -> None:
     """Until the node is active (subscribed to its inputs) and its outputs are matched."""
     deadline = time.monotonic() + timeout
-    topics = (f'{NODE}/input/image', f'{NODE}/input/camera_info', f'/{RADAR}')
     while time.monotonic() < deadline:
         if not proc.alive():
             raise DemoError(f'rcdepth_node exited with code {proc.proc.returncode} while '
@@ -234,7 +252,8 @@ def _wait_for_node(session: Any, proc: Any, recorder: Any, timeout: float,
         failure = _configure_failure(proc.log())
         if failure:
             raise DemoError(f'rcdepth_node could not start: {failure}')
-        if all(session.node.count_subscribers(t) > 0 for t in topics) and recorder.connected():
+        if all(session.node.count_subscribers(t) > 0 for t in topics) and \
+                all(r.connected() for r in recorders):
             return
         time.sleep(0.1)
     raise DemoError(f'rcdepth_node did not become active within {timeout:.0f} s; '
@@ -250,14 +269,17 @@ class _Pacer:
     so a sweep still queued in the node's executor would otherwise be missed by chance.
     After the image it waits for the keyframe's depth, so nothing overwrites it in the
     node's one-frame mailbox. ``counters`` maps bag topics to the node's diagnostics names.
+    ``cameras`` maps each camera's image topic to ``(its recorder, its keyframe stamps)`` and
+    ``infos`` each camera_info topic to those stamps; ``recorder`` gives the diagnostics.
     """
 
     SYNC_TIMEOUT_S = 10.0
 
-    def __init__(self, recorder: Any, keyframes: set[int], image_topic: str, info_topic: str,
-                 counters: dict[str, str], proc: Any, timeout: float, log_path: Path) -> None:
-        self.recorder, self.keyframes = recorder, keyframes
-        self.image_topic, self.info_topic, self.counters = image_topic, info_topic, counters
+    def __init__(self, recorder: Any, cameras: dict[str, tuple[Any, set[int]]],
+                 infos: dict[str, set[int]], counters: dict[str, str], proc: Any,
+                 timeout: float, log_path: Path) -> None:
+        self.recorder, self.cameras, self.infos = recorder, cameras, infos
+        self.counters = counters
         self.proc, self.timeout, self.log_path = proc, timeout, log_path
         self.published: dict[str, int] = {}
         self.images = 0
@@ -275,31 +297,33 @@ class _Pacer:
 
     def __call__(self, topic: str, msgtype: str, stamp_ns: int, *_: Any) -> None:
         self.published[topic] = self.published.get(topic, 0) + 1
-        if topic == self.info_topic and stamp_ns in self.keyframes:
+        if stamp_ns in self.infos.get(topic, ()):
             self._sync()
-        if topic != self.image_topic:
+        if topic not in self.cameras:
             return
         self.images += 1
-        if stamp_ns not in self.keyframes:
+        recorder, keyframes = self.cameras[topic]
+        if stamp_ns not in keyframes:
             return
-        if not self.recorder.wait_for(stamp_ns, self.timeout, alive=self.proc.alive):
+        if not recorder.wait_for(stamp_ns, self.timeout, alive=self.proc.alive):
             state = 'exited' if not self.proc.alive() else 'sent nothing back'
             raise DemoError(f'no depth for the keyframe at {stamp_ns * 1e-9:.3f} s within '
                             f'{self.timeout:.0f} s (rcdepth_node {state}); see '
                             f'{self.log_path}')
 
 
-def _drain(recorder: Any, images: int, timeout: float) -> None:
+def _drain(recorders: list[Any], images: int, timeout: float) -> None:
     """Wait until the node accounted for every image (processed or dropped), then settle."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        diag = recorder.diagnostics
+        diag = recorders[0].diagnostics
         processed = int(diag.get(keys.FRAMES_PROCESSED, 0))
         done = processed + int(diag.get(keys.FRAMES_DROPPED, 0))
-        if done >= images and recorder.counts['depth'] >= processed:
+        if done >= images and sum(r.counts['depth'] for r in recorders) >= processed:
             break
         time.sleep(0.1)
-    recorder.settle(quiet_s=0.5, timeout=5.0)
+    for recorder in recorders:
+        recorder.settle(quiet_s=0.5, timeout=5.0)
 
 
 def _median(values: list[float]) -> float:
@@ -321,9 +345,13 @@ def _figure_row(keyframes: list[Any], index: int, results: dict[int, Any]) -> An
 
 @dataclass
 class _Served:
-    """What steps 3-5 leave behind: the recorder's data, replay counts, timings."""
+    """What steps 3-5 leave behind: the recorders' data, replay counts, timings.
+
+    ``recorder`` is CAM_FRONT's (metrics, picture); ``recorders`` every camera's.
+    """
 
     recorder: Any
+    recorders: dict[str, Any]
     pacer: _Pacer
     played: dict[str, Any]
     domain: int
@@ -332,9 +360,12 @@ class _Served:
     timing: dict[str, float]
 
 
-def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[int],
-              options: DemoOptions) -> _Served:
-    """Run steps 3-5: node process, paced replay, outputs recorded into ``OUT/depth_bag``."""
+def serve_bag(out: Path, bag: Path, calibration: Path, model: Path,
+              stamps: dict[str, set[int]], options: DemoOptions) -> _Served:
+    """Run steps 3-5: node process, paced replay, outputs recorded into ``OUT/depth_bag``.
+
+    ``stamps``: the keyframe stamps of each camera (CAM_FRONT, or the six with --surround).
+    """
     from ..bags import io as bag_io
     from ..bags.nuscenes2bag import camera_info_topic, image_topic
     from ..bags.replay import replay
@@ -342,12 +373,24 @@ def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[
     from ..ros.session import RosSession
     from .recorder import OutputRecorder
 
-    image, info, radar = image_topic(CAMERA), camera_info_topic(CAMERA), f'/{RADAR}'
-    params = write_params_file(out / PARAMS, node_parameters(model, calibration,
-                                                             user_parameters(options)))
+    surround = options.surround
+    cameras, radars = _rig(surround)
+    params = write_params_file(out / PARAMS, node_parameters(
+        model, calibration, user_parameters(options), surround))
     domain = options.domain_id if options.domain_id is not None else 101 + os.getpid() % 100
     log_path = out / NODE_LOG
     timing: dict[str, float] = {}
+    remap = {}
+    counters = {f'/{r}': f'/{r}' for r in radars}
+    counters['/odom'] = 'odometry'
+    for camera in cameras:
+        prefix = _prefix(camera, surround)
+        remap[image_topic(camera)] = f'{prefix}/input/image'
+        remap[camera_info_topic(camera)] = f'{prefix}/input/camera_info'
+        counters[camera_info_topic(camera)] = f'{camera}/camera_info' if surround \
+            else 'camera_info'
+    inputs = [*remap.values(), *(f'/{r}' for r in radars)]
+    n_keyframes = sum(len(v) for v in stamps.values())
     with tempfile.TemporaryDirectory(prefix='rcdepth_demo_ros_') as ros_log:
         env = ros_environment(domain, ros_log)
         # The node is the one busy process: let torch use every core.
@@ -360,23 +403,25 @@ def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[
             session = None
             try:
                 session = RosSession(f'rcdepth_demo_{os.getpid()}', domain, env)
-                recorder = OutputRecorder(session.node, NODE, writer, stamps)
-                _wait_for_node(session, proc, recorder, options.frame_timeout + 60.0,
-                               log_path)
+                recorders = {c: OutputRecorder(session.node, _prefix(c, surround), writer,
+                                               stamps[c], diagnostics_of=NODE)
+                             for c in cameras}
+                _wait_for_node(session, proc, list(recorders.values()), inputs,
+                               options.frame_timeout + 60.0, log_path)
                 timing['node_start_s'] = time.monotonic() - t0
                 t0 = time.monotonic()
                 _say(f'replaying the bag into the node at rate {options.rate:g} '
-                     f'(waiting for each of the {len(stamps)} keyframes)')
-                pacer = _Pacer(recorder, stamps, image, info,
-                               {info: 'camera_info', radar: radar, '/odom': 'odometry'},
-                               proc, options.frame_timeout, log_path)
+                     f'(waiting for each of the {n_keyframes} keyframes)')
+                pacer = _Pacer(recorders[CAMERA],
+                               {image_topic(c): (recorders[c], stamps[c]) for c in cameras},
+                               {camera_info_topic(c): stamps[c] for c in cameras},
+                               counters, proc, options.frame_timeout, log_path)
                 # Publishers on the demo's node: its participant is already discovered.
-                played = replay(bag, rate=options.rate, topics=[image, info, radar, '/odom'],
-                                node=session.node,
-                                remap={image: f'{NODE}/input/image',
-                                       info: f'{NODE}/input/camera_info'},
-                                on_message=pacer, wait_for_subscribers=30.0)
-                _drain(recorder, pacer.images, options.frame_timeout)
+                played = replay(bag, rate=options.rate,
+                                topics=[*remap, *(f'/{r}' for r in radars), '/odom'],
+                                node=session.node, remap=remap, on_message=pacer,
+                                wait_for_subscribers=30.0)
+                _drain(list(recorders.values()), pacer.images, options.frame_timeout)
                 timing['replay_s'] = time.monotonic() - t0
             finally:
                 if session is not None:
@@ -384,7 +429,39 @@ def serve_bag(out: Path, bag: Path, calibration: Path, model: Path, stamps: set[
                 code = proc.stop()
             if code:
                 _say(f'note: rcdepth_node exited with code {code}; see {log_path}')
-    return _Served(recorder, pacer, played, domain, params, log_path, timing)
+    return _Served(recorders[CAMERA], recorders, pacer, played, domain, params, log_path,
+                   timing)
+
+
+def _count(served: _Served, key: str) -> int:
+    return sum(r.counts[key] for r in served.recorders.values())
+
+
+def _render_surround(out: Path, dataroot: Path, version: str, scene: str,
+                     keyframes_of: dict[str, list[Any]], served: _Served,
+                     title: str) -> dict[str, Any] | None:
+    """``OUT/surround.png``: the middle sample's six depth maps from above with the LiDAR."""
+    from . import figure
+    from .scene import load_surround_sample
+
+    cameras = list(keyframes_of)
+    n = min(len(k) for k in keyframes_of.values())
+    # The middle sample every camera has an output for.
+    for index in sorted(range(n), key=lambda i: abs(i - n // 2)):
+        kfs = [keyframes_of[c][index] for c in cameras]
+        kept = [served.recorders[c].kept.get(kf.stamp_ns, {}) for c, kf in zip(cameras, kfs)]
+        if all('depth' in k for k in kept):
+            break
+    else:
+        _say('note: no sample has the depth of every camera; no surround picture')
+        return None
+    sample = load_surround_sample(dataroot, version, scene, index, tuple(cameras))
+    size = figure.render_surround(
+        cameras, [k['depth'] for k in kept], [kf.K for kf in kfs],
+        [sample.T_ref_from_camera[c] for c in cameras], sample.lidar,
+        out / SURROUND_FIGURE, title=f'{title.split(" | ")[0]} | sample {index + 1}/{n}')
+    return {'path': str(out / SURROUND_FIGURE), 'sample': index, 'size': list(size),
+            'cameras': cameras}
 
 
 def run_demo(options: DemoOptions) -> dict[str, Any]:
@@ -409,7 +486,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     if real is None:
         _say(f'building a synthetic world ({size.duration:g} s, image scale '
              f'{size.image_scale:g}, seed {options.seed}) in {out / WORLD_DIR}')
-        dataroot = build_demo_world(out / WORLD_DIR, size, options.seed, options.progress)
+        dataroot = build_demo_world(out / WORLD_DIR, size, options.seed, options.progress,
+                                    options.surround)
         version, scene = SIM_VERSION, 'scene-0000'
     else:
         dataroot = Path(options.nuscenes).expanduser().resolve()
@@ -426,14 +504,17 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     timing['bag_s'] = time.monotonic() - t0
 
     # Ground truth and radar of every keyframe, straight from the dataroot.
-    config = _node_config(node_parameters(model_path, calibration, user))
-    keyframes = load_keyframes(dataroot, version, scene, CAMERA, RADAR, config.radar_window,
-                               config.radar_max_sweeps)
+    config = _node_config(node_parameters(model_path, calibration, user, options.surround))
+    keyframes_of = {c: load_keyframes(dataroot, version, scene, c, RADAR, config.radar_window,
+                                      config.radar_max_sweeps)
+                    for c in _rig(options.surround)[0]}
+    keyframes = keyframes_of[CAMERA]
     if not keyframes:
         raise DemoError(f'{scene} has no {CAMERA} keyframes')
 
     # 3-5. Node, replay, recording.
-    served = serve_bag(out, bag, calibration, model_path, {kf.stamp_ns for kf in keyframes},
+    served = serve_bag(out, bag, calibration, model_path,
+                       {c: {kf.stamp_ns for kf in kfs} for c, kfs in keyframes_of.items()},
                        options)
     timing.update(served.timing)
     recorder, pacer = served.recorder, served.pacer
@@ -449,6 +530,8 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
     title = (f'rcdepth demo: {variant} ({model_path.name}) on {scene} | '
              f'{metrics.summary_line(averages)}')
     boxes = figure.render_figure(rows, out / FIGURE, title=title) if rows else []
+    surround = _render_surround(out, dataroot, version, scene, keyframes_of, served,
+                                title) if options.surround else None
     timing['evaluate_s'] = time.monotonic() - t0
     timing['total_s'] = time.monotonic() - t_start
 
@@ -464,9 +547,9 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
                   'seed': options.seed if real is None else None,
                   'quick': bool(options.quick),
                   'image_size': [keyframes[0].height, keyframes[0].width]},
-        'frames': {'images_in': pacer.images, 'depth_out': recorder.counts['depth'],
-                   'uncertainty_out': recorder.counts['uncertainty'],
-                   'colored_out': recorder.counts['depth_colored'],
+        'frames': {'images_in': pacer.images, 'depth_out': _count(served, 'depth'),
+                   'uncertainty_out': _count(served, 'uncertainty'),
+                   'colored_out': _count(served, 'depth_colored'),
                    'dropped': int(diag.get(keys.FRAMES_DROPPED, 0)),
                    'uncompensated': int(diag.get(keys.FRAMES_UNCOMPENSATED, 0)),
                    'bad_input': int(diag.get(keys.BAD_INPUT_TOTAL, 0)),
@@ -485,10 +568,12 @@ def run_demo(options: DemoOptions) -> dict[str, Any]:
         'metrics': averages,
         'per_keyframe': records,
         'figure': {'keyframes': chosen, 'panels': list(figure.PANELS), 'boxes': boxes},
+        'surround': surround,
         'timing_s': timing,
         'outputs': {'world': str(dataroot), 'bag': str(bag), 'calibration': str(calibration),
                     'depth_bag': str(out / DEPTH_BAG),
                     'figure': str(out / FIGURE) if rows else None,
+                    **({'surround_figure': surround['path']} if surround else {}),
                     'metrics': str(out / METRICS), 'node_log': str(served.log_path),
                     'node_params': str(served.params)},
     }
@@ -506,6 +591,8 @@ def print_report(report: dict[str, Any]) -> None:
         f'bag          {outputs["bag"]}  (calibration {outputs["calibration"]})',
         f'depth bag    {outputs["depth_bag"]}',
         f'picture      {outputs["figure"] or "(none: no keyframe had ground truth)"}',
+        *([f'surround     {outputs["surround_figure"]}'] if outputs.get('surround_figure')
+          else []),
         f'metrics      {outputs["metrics"]}',
         f'node log     {outputs["node_log"]}',
         f'frames       {frames["images_in"]} images in, {frames["depth_out"]} depth out, '

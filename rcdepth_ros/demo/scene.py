@@ -163,3 +163,52 @@ def load_keyframes(dataroot: str | Path, version: str, scene: str, camera: str =
         keyframes.append(_keyframe(nusc, sample, camera, radar, window_s, max_sweeps))
         token = sample['next']
     return keyframes
+
+
+SURROUND_CAMERAS = ('CAM_FRONT_LEFT', 'CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_BACK_LEFT',
+                    'CAM_BACK', 'CAM_BACK_RIGHT')
+SURROUND_RADARS = ('RADAR_FRONT', 'RADAR_FRONT_LEFT', 'RADAR_FRONT_RIGHT', 'RADAR_BACK_LEFT',
+                   'RADAR_BACK_RIGHT')
+
+
+@dataclass(frozen=True)
+class SurroundSample:
+    """One sample seen from above, in the ego frame at the LiDAR keyframe time (x forward).
+
+    ``T_ref_from_camera`` (4, 4) per camera (each camera's own ego pose through the global
+    frame, as preparation moves sensors); ``lidar`` float32 (N, 3) LIDAR_TOP points.
+    """
+
+    T_ref_from_camera: dict[str, np.ndarray]
+    lidar: np.ndarray
+
+
+def load_surround_sample(dataroot: str | Path, version: str, scene: str, index: int,
+                         cameras: tuple[str, ...] = SURROUND_CAMERAS) -> SurroundSample:
+    """Camera poses and LiDAR of the ``index``-th sample of ``scene`` (bird's-eye view)."""
+    import contextlib
+    import io
+
+    from nuscenes.nuscenes import NuScenes
+
+    from ..data.nuscenes_prep import load_lidar_points
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        nusc = NuScenes(version=version, dataroot=str(dataroot), verbose=False)
+    record = next(s for s in nusc.scene if s['name'] == scene)
+    token = record['first_sample_token']
+    for _ in range(index):
+        token = nusc.get('sample', token)['next']
+    sample = nusc.get('sample', token)
+    lidar_sd = nusc.get('sample_data', sample['data']['LIDAR_TOP'])
+    lidar_calib, lidar_pose = _records(nusc, lidar_sd)
+    T_ref_from_global = geometry.invert_transform(geometry.record_transform(lidar_pose))
+    poses = {}
+    for camera in cameras:
+        sd = nusc.get('sample_data', sample['data'][camera])
+        calib, pose = _records(nusc, sd)
+        poses[camera] = (T_ref_from_global @ geometry.record_transform(pose)
+                         @ geometry.record_transform(calib))
+    lidar = load_lidar_points(Path(nusc.dataroot) / lidar_sd['filename'])  # (N, 3) sensor
+    lidar = geometry.points_to_camera(lidar, geometry.record_transform(lidar_calib))  # ego
+    return SurroundSample(T_ref_from_camera=poses, lidar=lidar[:, :3])
