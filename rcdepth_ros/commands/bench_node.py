@@ -90,6 +90,16 @@ def _settle(client, timeout: float, keys: list[str]) -> dict[str, int]:
     raise ValueError('the node kept publishing after the warm-up frames')
 
 
+def _arrival(client, key: str, stamp: int, start: int) -> float | None:
+    """Arrival time of the first ``key`` output of ``stamp`` from index ``start`` on."""
+    from ..ros.harness import stamp_ns
+
+    for t, msg in client.got[key][start:]:
+        if stamp_ns(msg.header) == stamp:
+            return t
+    return None
+
+
 def _weights(args: argparse.Namespace, folder) -> tuple[str, str]:
     """Weights path and where it came from (given, demo, or random init)."""
     from ..models.io import resolve_weights
@@ -174,37 +184,37 @@ def run(args: argparse.Namespace) -> int:
             for i in range(args.frames):
                 stamp = client.publish_frame()  # one image per camera, same stamp
                 sent = client.last_image_sent
-                # One message of each output per frame, so the next one is this frame's.
-                ok = client.wait(lambda: all(len(client.got[k]) > done[k] for k in keys),
-                                 args.timeout)
-                if not ok:
+                images = [output_key(c, k) for c in names for k in ('depth', 'uncertainty')]
+                times = [k for k in keys if k not in images]
+
+                def complete() -> bool:
+                    return all(_arrival(client, k, stamp, done[k]) is not None
+                               for k in images) and \
+                        all(len(client.got[k]) > done[k] for k in times)
+                if not client.wait(complete, args.timeout):
                     raise ValueError(f'frame {i}: no depth within {args.timeout} s\n'
                                      + proc.log()[-2000:])
-                arrived = []
-                for c in names:
-                    d, s = output_key(c, 'depth'), output_key(c, 'uncertainty')
-                    depth_t, depth = client.got[d][done[d]]
-                    sigma_t, sigma = client.got[s][done[s]]
-                    if stamp_ns(depth.header) != stamp or stamp_ns(sigma.header) != stamp:
-                        raise ValueError(f'frame {i}: the output of another frame came back')
-                    arrived.append((depth_t, sigma_t))
                 # Latency of the instant: until the last camera's depth (and uncertainty).
-                e2e.append((max(d for d, _ in arrived) - sent) * 1e3)
-                both.append((max(max(a) for a in arrived) - sent) * 1e3)
-                first = names[0]
-                model.append(float(client.got[output_key(first, 'model_time')][
-                    done[output_key(first, 'model_time')]][1].data))
-                total.append(float(client.got[output_key(first, 'processing_time')][
-                    done[output_key(first, 'processing_time')]][1].data))
-                done = {k: n + 1 for k, n in done.items()}
+                depth_t = [_arrival(client, output_key(c, 'depth'), stamp, done[
+                    output_key(c, 'depth')]) for c in names]
+                e2e.append((max(depth_t) - sent) * 1e3)
+                both.append((max(_arrival(client, k, stamp, done[k]) for k in images)
+                             - sent) * 1e3)
+                first = names[0]  # a batch reports one network and one processing time
+                model.append(float(client.got[output_key(first, 'model_time')][-1][1].data))
+                total.append(float(
+                    client.got[output_key(first, 'processing_time')][-1][1].data))
+                done = {k: len(client.got[k]) for k in keys}
                 if (i + 1) % args.rss_every == 0 or i + 1 == args.frames:
                     rss.append((i + 1, proc.rss_mb()))
                 print(f'\rframe {i + 1}/{args.frames}: {e2e[-1]:.1f} ms', end='', flush=True)
             timed_s = time.perf_counter() - t_timed
             print()
             client.wait(lambda: False, 0.2)
-            if any(len(client.got[k]) > done[k] for k in keys):
-                raise ValueError('the node published more outputs than frames were sent')
+            late = [stamp_ns(m.header) for k in images for _, m in client.got[k][done[k]:]]
+            if late:
+                raise ValueError(f'the node published {len(late)} more image outputs than '
+                                 'frames were sent')
         finally:
             session.close()
             proc.stop()
