@@ -343,27 +343,6 @@ def test_bad_calibration_is_a_clear_error(mutate, match):
 
 # ----------------------------------------------------------------------------- params
 
-def _flatten(tree, prefix=''):
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f'{prefix}{key}.'))
-        else:
-            out[f'{prefix}{key}'] = value
-    return out
-
-
-def test_shipped_params_file_is_declared_and_valid():
-    from rcdepth_ros.ros.params import PARAM_SPECS, config_from_dict
-
-    data = yaml.safe_load((REPO / 'config' / 'rcdepth.yaml').read_text())
-    values = _flatten(data['/**']['ros__parameters'])
-    assert set(values) <= {s.name for s in PARAM_SPECS}
-    config = config_from_dict(values)
-    assert config.radar_topics == ('/RADAR_FRONT',)
-    assert config.radar_invalid_states == ()
-
-
 @pytest.mark.parametrize('values, match', [
     ({'device': 'tpu'}, 'device'),
     ({'min_depth': 50.0, 'max_depth': 10.0}, 'min_depth'),
