@@ -159,10 +159,29 @@ def _set(client, name, value):
     return result.successful, result.reason
 
 
+def _radar_received(client):
+    diag = client.got['diagnostics']
+    return int(diag[-1].get(keys.received_key('~/input/radar'), 0)) if diag else 0
+
+
+def _radar_taken_in(client, timeout=10.0):
+    """Wait until the node's /diagnostics count every radar sweep sent since the start.
+
+    Sweeps sent before discovery never arrive: ``client.radar_lost`` (set once quiet) are
+    left out; the node's inputs are reliable in these tests, so no later one is lost.
+    """
+    assert client.wait(lambda: _radar_received(client) >= client.radar_sent
+                       - client.radar_lost, timeout)
+
+
 def _radar_pixels_after(client, frames=2):
-    """Radar pixels the node used for the last of ``frames`` new frames (from /diagnostics)."""
+    """Radar pixels the node used for the last of ``frames`` new frames (from /diagnostics).
+
+    Each image goes out once the node has its radar sweep: radar and image topics are not
+    ordered against each other, and the node picks radar when its worker takes the frame.
+    """
     for _ in range(frames):
-        stamp = client.publish_frame()
+        stamp = client.publish_frame(before_image=lambda: _radar_taken_in(client))
         assert client.wait(lambda: any(stamp_ns(m.header) == stamp
                                        for m in client.messages('depth')), 30.0)
     # The second diagnostics message after the depth came is at least one period later, so
@@ -173,8 +192,11 @@ def _radar_pixels_after(client, frames=2):
 
 
 def test_parameters_set_on_the_running_node(node_client):
-    client = node_client(H, W, diagnostics_period=0.2)
+    client = node_client(H, W, diagnostics_period=0.2, qos__reliability='reliable')
     client.serve_one(timeout=STARTUP_S)
+    seen = len(client.got['diagnostics'])  # two periods later the count is complete
+    assert client.wait(lambda: len(client.got['diagnostics']) >= seen + 2, 10.0)
+    client.radar_lost = client.radar_sent - _radar_received(client)
     # The test radar sweep is 30 ms older than its image: inside the default 0.1 s window.
     assert _radar_pixels_after(client) > 0
 
@@ -255,31 +277,45 @@ def test_sigint_shuts_down_through_the_lifecycle(ros_env, node_params, tmp_path)
 def test_one_node_serves_several_cameras_in_one_batched_pass(node_client):
     """Surround view: ``cameras`` gives each camera its own inputs and outputs; images of one
     instant run as one forward pass; the fused cloud is every camera's points in base_link."""
+    import time
+
     from rcdepth_ros.ros.harness import output_key
 
     cameras = ['CAM_A', 'CAM_B', 'CAM_C']
     client = node_client(H, W, cameras=cameras, output__points=True, output__points_stride=8,
-                         batch__window=1.0)
+                         batch__window=1.0, qos__reliability='reliable')
     assert client.wait(lambda: all(p.get_subscription_count() > 0
                                    for p in client.pub_images.values()), 30.0)
-    assert client.wait(lambda: all(client.node.count_subscribers(
-        f'{client.base}/{c}/output/depth') > 0 for c in cameras), 10.0)
-    stamp = client.publish_frame()
 
-    def depth_of(camera):
-        return [m for m in client.messages(output_key(camera, 'depth'))
-                if stamp_ns(m.header) == stamp]
-    assert client.wait(lambda: all(depth_of(c) for c in cameras) and client.got['fused_points'],
-                       60.0), client.proc.log()[-2000:]
-    # One forward pass: the three cameras report the same network and processing times.
-    model = {client.messages(output_key(c, 'model_time'))[0].data for c in cameras}
-    total = {client.messages(output_key(c, 'processing_time'))[0].data for c in cameras}
+    def index_of(camera, stamp):
+        depth = client.messages(output_key(camera, 'depth'))
+        return next((i for i, m in enumerate(depth) if stamp_ns(m.header) == stamp), None)
+
+    def complete(stamp):
+        return all(index_of(c, stamp) is not None for c in cameras) and any(
+            stamp_ns(m.header) == stamp for m in client.messages('fused_points'))
+
+    # The node publishes points only to matched subscribers: send instants until one
+    # comes back whole (every camera, and the fused cloud).
+    deadline, stamp = time.monotonic() + 90.0, None
+    while time.monotonic() < deadline:
+        sent = client.publish_frame()
+        if client.wait(lambda: complete(sent), 10.0):
+            stamp = sent
+            break
+    assert stamp is not None, client.proc.log()[-2000:]
+    # One forward pass: the three cameras report the same network and processing times
+    # (one of each per depth image, in the same order).
+    model = {client.messages(output_key(c, 'model_time'))[index_of(c, stamp)].data
+             for c in cameras}
+    total = {client.messages(output_key(c, 'processing_time'))[index_of(c, stamp)].data
+             for c in cameras}
     assert len(model) == 1 and len(total) == 1
     # The single-camera topics are not used when cameras are named.
     assert client.node.count_publishers(f'{client.base}/output/depth') == 0
     assert client.node.count_subscribers(f'{client.base}/input/image') == 0
-    fused = client.messages('fused_points')[0]
-    assert fused.header.frame_id == 'base_link' and stamp_ns(fused.header) == stamp
+    fused = next(m for m in client.messages('fused_points') if stamp_ns(m.header) == stamp)
+    assert fused.header.frame_id == 'base_link'
     cloud = msgs.pointcloud2_to_array(fused)
     per_camera = [msgs.pointcloud2_to_array(m) for c in cameras
                   for m in client.messages(output_key(c, 'points'))

@@ -286,6 +286,7 @@ class NodeClient:
         self.set_params = node.create_client(SetParameters, f'{base}/set_parameters')
         self.stamp_ns = self.start_ns = 1_700_000_000_000_000_000
         self.last_image_sent = float('nan')
+        self.radar_sent = 0
         if not self.wait(self.get.service_is_ready, startup_timeout):
             raise TimeoutError('rcdepth_node did not come up\n' + proc.log()[-3000:])
 
@@ -339,8 +340,14 @@ class NodeClient:
         result = self.call(self.set_params, SetParameters.Request(parameters=[param]))
         return bool(result.results[0].successful)
 
-    def publish_frame(self, radar_frame: str | None = None, odom: bool = True) -> int:
-        """Publish odometry, radar, camera_info and image of a new stamp (10 Hz); return it."""
+    def publish_frame(self, radar_frame: str | None = None, odom: bool = True,
+                      before_image: Callable[[], Any] | None = None) -> int:
+        """Publish odometry, radar, camera_info and image of a new stamp (10 Hz); return it.
+
+        ``before_image`` runs after the radar and odometry went out, before camera_info and
+        image: e.g. a wait until the node has taken the radar in (the node picks radar when
+        its worker takes the frame, so a sweep still queued would be missed by chance).
+        """
         self.stamp_ns += 100_000_000
         stamp = self.stamp_ns
         if odom:  # driving at 10 m/s: the radar sweep 30 ms older needs compensation
@@ -349,6 +356,9 @@ class NodeClient:
                 self.pub_odom.publish(self.frames.odometry(stamp + dt, x))
         self.pub_radar.publish(self.frames.radar(stamp - 30_000_000, **(
             {'frame_id': radar_frame} if radar_frame else {})))
+        self.radar_sent += 1
+        if before_image is not None:
+            before_image()
         info, image = self.frames.camera_info(stamp), self.frames.image(stamp)
         for camera in self.cameras:
             self.pub_infos[camera].publish(info)
