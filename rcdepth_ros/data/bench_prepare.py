@@ -22,9 +22,8 @@ from . import nuscenes_prep as prep
 
 
 @contextmanager
-def _sweep_cache(capacity: int) -> Iterator[None]:
-    saved = prep._SWEEPS
-    prep._SWEEPS = prep._SweepCache(capacity)
+def _sweep_cache(cache: prep._SweepCache) -> Iterator[None]:
+    saved, prep._SWEEPS = prep._SWEEPS, cache
     try:
         yield
     finally:
@@ -37,17 +36,14 @@ def bench_prepare(nusc, tokens: list[str], options: prep.PrepareOptions) -> dict
     fast_cache = prep._SweepCache()
     rows = []
     for token in tokens:
-        with _sweep_cache(0):
+        with _sweep_cache(prep._SweepCache(0)):  # no cache: every sweep read again
             start = time.perf_counter()
             reference = prep.prepare_sample(nusc, token, reference_options)
             t_reference = time.perf_counter() - start
-        saved, prep._SWEEPS = prep._SWEEPS, fast_cache
-        try:
+        with _sweep_cache(fast_cache):
             start = time.perf_counter()
             fast = prep.prepare_sample(nusc, token, options)
             t_fast = time.perf_counter() - start
-        finally:
-            prep._SWEEPS = saved
         a, b = reference.depth_dense, fast.depth_dense
         both = (a > 0) & (b > 0)
         differ = np.abs(a - b)[both] > 0.01

@@ -111,6 +111,11 @@ class PreparedDataset(Dataset):
         self.paths = [self.paths[i] for i in order]
         self.metas = [self.metas[i] for i in order]
 
+    @property
+    def focal_length_px(self) -> float:
+        """Focal length (pixels) of the images as served: median ``fx`` of the split x scale."""
+        return self.scale * float(np.median([meta['K'][0][0] for meta in self.metas]))
+
     def __len__(self) -> int:
         return len(self.paths)
 

@@ -227,6 +227,15 @@ def _box_half(wlh: np.ndarray, scale: float) -> np.ndarray:
     return 0.5 * scale * np.array([wlh[1], wlh[0], wlh[2]])  # (3,) along box x, y, z
 
 
+_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+
+
+def box_corners(box: tuple, scale: float = 1.0) -> np.ndarray:
+    """Return the corners ``(8, 3)`` of a box ``(center, R, wlh)`` (``points_in_boxes``)."""
+    center, rotation, wlh = box
+    return center + (_CORNER_SIGNS * _box_half(wlh, scale)) @ rotation.T
+
+
 def ray_box_interval(directions: np.ndarray, box: tuple, scale: float = 1.0,
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Where rays from the origin cross an oriented box: ``t`` of entry and exit.
@@ -288,11 +297,8 @@ def pixels_behind_boxes(depth: np.ndarray, boxes: list, K: np.ndarray,
     height, width = depth.shape
     behind = np.zeros((height, width), bool)
     K_inv = np.linalg.inv(np.asarray(K, np.float64))
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
     for box in boxes:
-        center, rotation, wlh = box
-        corners = center + (signs * _box_half(wlh, scale)) @ rotation.T  # (8, 3)
-        region = box_region_2d(corners, K, height, width)
+        region = box_region_2d(box_corners(box, scale), K, height, width)
         if region is None:
             continue
         r0, r1, c0, c1 = region

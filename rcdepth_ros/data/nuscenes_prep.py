@@ -240,12 +240,6 @@ def _boxes_in_frame(boxes, T_frame_from_global: np.ndarray, prefixes: tuple[str,
     return out
 
 
-def _box_corners(center: np.ndarray, rotation: np.ndarray, wlh: np.ndarray) -> np.ndarray:
-    half = 0.5 * np.array([wlh[1], wlh[0], wlh[2]])  # box x = length, y = width, z = height
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-    return center + (signs * half) @ rotation.T  # (8, 3)
-
-
 @dataclass(frozen=True)
 class _Sweep:
     """One LiDAR sweep as ``accumulate_lidar`` needs it.
@@ -542,7 +536,7 @@ def prepare_sample(nusc, sample_token: str, options: PrepareOptions) -> Prepared
         todo = [i for i in np.flatnonzero(hits) if regions[i] is None]  # first box wins
         if todo:
             corners = geometry.transform_points(T_cam_from_global,
-                                                _box_corners(center, rotation, wlh))
+                                                gt.box_corners((center, rotation, wlh)))
             region = gt.box_region_2d(corners, K, height, width)
             for i in todo:
                 regions[i] = region

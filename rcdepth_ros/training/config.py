@@ -22,7 +22,7 @@ import typing
 from typing import Any
 
 from ..errors import BadArgument
-from ..models.config import ModelConfig, config_arch, get_variant
+from ..models.variants import ModelConfig, config_arch, get_variant
 from .distill import SCHEMES, LossWeights
 
 AMP_DTYPES = ('bfloat16', 'float16')

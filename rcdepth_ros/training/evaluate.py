@@ -129,8 +129,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     """
     from ..data.dataset import PreparedDataset
     from ..inference import resolve_device
-    from ..models.config import config_to_dict
     from ..models.macs import config_macs
+    from ..models.variants import config_to_dict
     from ..rescale import serving_scale
     from .checkpoint import load_any_model
 
@@ -145,8 +145,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
         camera_only = bool(info.get('camera_only', False))
     dataset = PreparedDataset(data_root, split, 'eval', augment=False, dataroot=dataroot)
     # Frames are resized to the focal length the model was trained at, as serving does.
-    native_fx = float(np.median([meta['K'][0][0] for meta in dataset.metas]))
-    dataset.scale = serving_scale(info.get('focal_length_px'), native_fx)
+    dataset.scale = serving_scale(info.get('focal_length_px'), dataset.focal_length_px)
     indices = spaced_indices(len(dataset), max_samples)
     from ..quantize import backend_module
 

@@ -16,8 +16,8 @@ from typing import Any
 import uuid
 
 from ..errors import BadInputFile, MissingData
-from ..models.config import config_to_dict
 from ..models.io import save_weights, weight_paths
+from ..models.variants import config_to_dict
 from .checkpoint import checkpoint_json_path, load_any_model
 
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 import torch.distributed as dist
 
 from ..errors import UserError
-from ..models.config import ModelConfig, build_model, config_arch
+from ..models.variants import ModelConfig, build_model, config_arch
 from .checkpoint import (
     bare_model,
     load_any_model,
@@ -292,9 +292,7 @@ class Trainer:
         dataroot = data.dataroot or None
         self.train_set = PreparedDataset(data.root, data.train_split, 'train', tuple(data.crop),
                                          self.config.seed, data.augment, dataroot, data.scale)
-        # The focal length the network learns at (median over the training images).
-        self.focal_length_px = data.scale * float(np.median(
-            [meta['K'][0][0] for meta in self.train_set.metas]))
+        self.focal_length_px = self.train_set.focal_length_px  # what the network learns at
         self.val_set = None
         self.val_indices: list[int] = []
         if data.val_split:
