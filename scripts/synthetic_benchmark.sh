@@ -11,10 +11,11 @@
 # 10 minutes of work), so the script can be stopped at any time and started again, also in a
 # later session. Wall time on 2 cores (single-threaded lanes, see docs/TRAINING.md):
 #   data    world 96 x 12 s scenes (~35 min), preparation of 2,208 samples (~15 min)
-#   phase1  lane A: teacher | lane B: XD-RCDepth no-KD seeds 0 and 1, LiRCDepth no-KD,
-#           camera-only (1500 steps each; measured 6.4 s a step for the teacher, 1.5 s for
-#           XD-RCDepth: about 2.7 h and 3 h)
-#   phase2  lane A: LiRCDepth KD | lane B: XD-RCDepth KD seeds 0 and 1 (about 2.5 h)
+#   phase1  lane A: teacher | lane B: XD-RCDepth no-KD seeds 0 and 1, LiRCDepth no-KD
+#           (1500 steps each; measured 6-10 s a step for the teacher, 1.5-2.5 s for
+#           XD-RCDepth and LiRCDepth: about 3 h and 2.5 h)
+#   phase2  lane A: LiRCDepth KD, camera-only | lane B: XD-RCDepth KD seeds 0 and 1
+#           (about 3 s a step with KD: about 2.5 h)
 #   report  test evaluation of every run, tables, curves, unseen-world check, demo weights
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,13 +59,27 @@ train() {
   shift 2
   if [ -f "$RUNS/$run/DONE" ]; then log "$run: done"; return 0; fi
   log "$run: training (log: $RUNS/$run.log, progress: $RUNS/$run/train_log.jsonl)"
+  # Explicit status: `set -e` does not apply inside a function called from an `&&` list, and
+  # a stopped or failed run must never be marked done.
+  local status=0
   $RC train --config "config/train/$config.yaml" --profile "$PROFILE" --no-progress \
-      data.root="$PREP" output_dir="$RUNS/$run" name="$run" "$@" >> "$RUNS/$run.log" 2>&1
+      data.root="$PREP" output_dir="$RUNS/$run" name="$run" "$@" >> "$RUNS/$run.log" 2>&1 \
+      || status=$?
+  if [ "$status" != 0 ]; then
+    log "$run: stopped (exit $status; see $RUNS/$run.log), resumes from its last checkpoint"
+    return "$status"
+  fi
   touch "$RUNS/$run/DONE"
   log "$run: finished"
 }
 
 TEACHER=teacher.checkpoint="$RUNS/teacher/best"
+
+wait_lanes() {  # wait for both background lanes; fail if either did
+  local failed=0 pid
+  for pid in $(jobs -p); do wait "$pid" || failed=1; done
+  [ "$failed" = 0 ] || { echo "a training lane stopped: run the script again to resume" >&2; exit 1; }
+}
 
 for phase in "${PHASES[@]}"; do
   case $phase in
@@ -77,16 +92,15 @@ for phase in "${PHASES[@]}"; do
       train teacher teacher &
       (train xdrcdepth_nokd_s0 xdrcdepth_nokd seed=0 \
         && train xdrcdepth_nokd_s1 xdrcdepth_nokd seed=1 \
-        && train lircdepth_nokd lircdepth_nokd \
-        && train camera_only camera_only) &
-      wait
+        && train lircdepth_nokd lircdepth_nokd) &
+      wait_lanes
       ;;
     phase2)
       [ -f "$RUNS/teacher/DONE" ] || { echo "phase2 needs the teacher: run phase1" >&2; exit 1; }
-      train lircdepth_kd lircdepth_kd "$TEACHER" &
+      (train lircdepth_kd lircdepth_kd "$TEACHER" && train camera_only camera_only) &
       (train xdrcdepth_kd_s0 xdrcdepth_kd "$TEACHER" seed=0 \
         && train xdrcdepth_kd_s1 xdrcdepth_kd "$TEACHER" seed=1) &
-      wait
+      wait_lanes
       ;;
     report)
       runs=(teacher xdrcdepth_nokd_s0 xdrcdepth_nokd_s1 xdrcdepth_kd_s0 xdrcdepth_kd_s1

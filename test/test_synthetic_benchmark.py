@@ -46,3 +46,23 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count(': done') == len(RUNS)
     assert 'training' not in again.stdout
+
+
+def test_a_stopped_training_run_is_never_marked_done(tmp_path):
+    """A run killed or failed half-way (here: `rcdepth train` stopped by SIGTERM) is not
+    marked done, the lane stops, and the script fails, so a later run resumes it."""
+    stub = tmp_path / 'rcdepth'
+    stub.write_text('#!/usr/bin/env bash\n'
+                    '[ "$1" = train ] && kill -TERM $$\n'
+                    'exit 0\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, RUNS=str(tmp_path / 'runs'), RESULTS=str(tmp_path / 'results'),
+               RC=str(stub), PY='false')
+    done = subprocess.run(['bash', str(ROOT / 'scripts' / 'synthetic_benchmark.sh'), 'phase1'],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert 'teacher: stopped (exit 143' in done.stdout
+    assert 'xdrcdepth_nokd_s0: stopped (exit 143' in done.stdout
+    # The lane stopped at its first run: the later runs of the lane were not started.
+    assert 'xdrcdepth_nokd_s1: training' not in done.stdout
+    assert not list((tmp_path / 'runs').glob('*/DONE'))
