@@ -229,6 +229,7 @@ def test_camera_only_flag_travels_from_checkpoint_to_export(tmp_path):
     assert info['training_resolution'] == [96, 160] and info['training_data'] == 'unit test'
     card = paths[2].read_text()
     assert 'all-zero radar' in card and 'mae/0-80 = 3.0000 m at step 5' in card
+    assert 'not for real cameras' not in card  # its data is not named synthetic
     # The exported folder alone is accepted too (one model in it).
     assert load_any_model(tmp_path / 'models')[2]['path'].endswith('cam')
 
@@ -294,7 +295,8 @@ def test_tiny_protocol_teacher_student_kd_eval_export(tiny_prepared, tmp_path, o
     assert description['metadata']['teacher'] == 'teacher'
     assert 'v1.0-sim train split' in description['training_data']
     assert str(tmp_path) not in export.with_suffix('.json').read_text()  # no machine paths
-    assert 'mae' in export.with_suffix('.md').read_text()
+    card = export.with_suffix('.md').read_text()
+    assert 'mae' in card and 'not for real cameras' in card  # trained on the sim world
 
     from rcdepth_ros.inference import DepthEstimator, load_estimator
 

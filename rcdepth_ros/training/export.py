@@ -149,4 +149,17 @@ def model_card(name: str, config: dict[str, Any], metadata: dict[str, Any],
                   format_table(metrics['ranges']), '```']
     lines += ['', 'Load with `rcdepth_ros.models.load_model` or '
               '`rcdepth_ros.inference.DepthEstimator`.', '']
+    if _synthetic(metadata.get('training_data')):
+        lines += ['## What this model is, and is not', '',
+                  'Trained from random initialisation (no ImageNet weights) on a synthetic '
+                  'radar-camera world only. It has never seen a real camera image or a real '
+                  'radar return: it is **not for real cameras, nuScenes or a vehicle**, and its '
+                  'metrics above say nothing about real data. For those, train on real data '
+                  'with `--profile paper` (docs/TRAINING.md).', '']
     return '\n'.join(lines)
+
+
+def _synthetic(training_data: Any) -> bool:
+    """Whether a training-data line (:func:`describe_training_data`) names a synthetic world."""
+    text = str(training_data or '')
+    return 'synthetic' in text or 'v1.0-sim' in text
