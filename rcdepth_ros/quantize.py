@@ -98,18 +98,19 @@ def quantize_weights(weights: str | Path, data_root: str | Path, backend: str = 
                      max_samples: int = 0, threshold: float = DEFAULT_THRESHOLD,
                      write: bool = True, progress: bool = False) -> dict[str, Any]:
     """Quantise, score and gate the weights at ``weights``; returns the report (module doc)."""
-    from .data.dataset import PreparedDataset
-    from .models.io import load_model, resolve_weights
-    from .training.evaluate import evaluate_model, spaced_indices
+    from .models.io import input_spec, load_model, resolve_weights
+    from .training.evaluate import evaluate_model, served_dataset, spaced_indices
 
     backends.check_combination(backend, 'int8', 'cpu')
     if not 0 < threshold < 1:
         raise ValueError(f'threshold must be in (0, 1), got {threshold}')
     base = resolve_weights(weights)
-    model, config, _ = load_model(base, device='cpu')
+    model, config, description = load_model(base, device='cpu')
     model = model.float().eval()
-    calib_set = PreparedDataset(data_root, calib_split, 'eval', augment=False)
-    test_set = PreparedDataset(data_root, split, 'eval', augment=False)
+    # Calibrated and scored at the input size the weights are served at.
+    focal = input_spec(description).focal_length_px
+    calib_set = served_dataset(data_root, calib_split, focal)
+    test_set = served_dataset(data_root, split, focal)
     frames = calibration_frames(calib_set, calib_frames)
     fp32_graph = backends.export_graph(model, config)
     int8_graph = backends.quantize_int8(fp32_graph, frames)
@@ -136,6 +137,8 @@ def quantize_weights(weights: str | Path, data_root: str | Path, backend: str = 
                         'data': Path(data_root).name, 'method': 'static QDQ, min-max, '
                         'per-channel int8 weights, uint8 activations'},
         'split': split, 'images': len(indices), 'gate_range': GATE_RANGE,
+        'input_scale': test_set.scale,
+        'eval_size': list(test_set[indices[0]]['depth_single'].shape[-2:]),
         'mae': mae, 'mae_change': change, 'threshold': threshold, 'passed': passed,
         'median_ms': {name: s['median_ms'] for name, s in scores.items()},
         'metrics': {name: s['ranges'] for name, s in scores.items()},

@@ -87,3 +87,21 @@ def test_eval_scores_a_graph_backend_like_torch(tiny_prepared, weights, tmp_path
         from rcdepth_ros.commands.eval import run
 
         run(cli.build_parser().parse_args(cli_args))
+
+
+def test_quantize_serves_frames_at_the_focal_length_the_weights_were_trained_at(
+        tiny_prepared, weights):
+    """Weights trained at half the data's focal length are calibrated and scored on frames
+    resized by 0.5, as the node serves them (not at the prepared size)."""
+    from rcdepth_ros import quantize
+
+    meta = json.loads(next((tiny_prepared['root'] / 'val').glob('*/meta.json')).read_text())
+    height, width, fx = meta['height'], meta['width'], meta['K'][0][0]
+    description = json.loads(weights.with_suffix('.json').read_text())
+    description.setdefault('input', {}).setdefault('image', {})['focal_length_px'] = 0.5 * fx
+    weights.with_suffix('.json').write_text(json.dumps(description))
+    report = quantize.quantize_weights(weights, tiny_prepared['root'], split='val',
+                                       calib_frames=1, max_samples=1, write=False)
+    assert report['input_scale'] == pytest.approx(0.5, abs=1e-3)
+    rows, cols = report['eval_size']
+    assert height / 2 - 32 < rows <= height / 2 and width / 2 - 32 < cols <= width / 2

@@ -113,6 +113,22 @@ def format_table(ranges: dict[str, dict[str, float | None]],
     return '\n'.join(lines)
 
 
+def served_dataset(data_root: str | Path, split: str, focal_length_px: float | None,
+                   dataroot: str | Path | None = None):
+    """Return the eval-mode split as a model trained at ``focal_length_px`` is served.
+
+    Frames are resized to the focal length the model was trained at
+    (:func:`..rescale.serving_scale`), as the node and ``infer-bag`` do; ``None`` (weights from
+    before the focal length was recorded) serves them at native size.
+    """
+    from ..data.dataset import PreparedDataset
+    from ..rescale import serving_scale
+
+    dataset = PreparedDataset(data_root, split, 'eval', augment=False, dataroot=dataroot)
+    dataset.scale = serving_scale(focal_length_px, dataset.focal_length_px)
+    return dataset
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: str,
                         max_depths: Sequence[float] = EVAL_RANGES,
                         json_path: str | Path | None = None, dataroot: str | Path | None = None,
@@ -127,11 +143,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     metrics ``None`` for models without sigma). ``backend`` / ``precision`` other than torch
     fp32 score the network as that runtime runs it on CPU (:func:`..quantize.backend_module`).
     """
-    from ..data.dataset import PreparedDataset
     from ..inference import resolve_device
     from ..models.macs import config_macs
     from ..models.variants import config_to_dict
-    from ..rescale import serving_scale
     from .checkpoint import load_any_model
 
     ranges = sorted({float(d) for d in max_depths})
@@ -143,9 +157,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     model, config, info = load_any_model(checkpoint, device=dev)
     if camera_only is None:
         camera_only = bool(info.get('camera_only', False))
-    dataset = PreparedDataset(data_root, split, 'eval', augment=False, dataroot=dataroot)
-    # Frames are resized to the focal length the model was trained at, as serving does.
-    dataset.scale = serving_scale(info.get('focal_length_px'), dataset.focal_length_px)
+    dataset = served_dataset(data_root, split, info.get('focal_length_px'), dataroot)
     indices = spaced_indices(len(dataset), max_samples)
     from ..quantize import backend_module
 
