@@ -16,7 +16,8 @@
 #           XD-RCDepth and LiRCDepth: about 3 h and 2.5 h)
 #   phase2  lane A: LiRCDepth KD, camera-only | lane B: XD-RCDepth KD seeds 0 and 1
 #           (about 3 s a step with KD: about 2.5 h)
-#   report  test evaluation of every run, tables, curves, unseen-world check, demo weights
+#   report  test evaluation of every run, tables, curves, demo weights (and their INT8
+#           graph if it passes the accuracy gate), unseen-world check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RC=${RC:-.venv/bin/rcdepth}
@@ -126,6 +127,10 @@ json.load(open(f'$RUNS/{r}/best.json'))['best']['value']))" xdrcdepth_kd_s0 xdrc
       log "demo weights from $best"
       $RC export --checkpoint "$RUNS/$best" --out "$DEMO_OUT" --fp16 --card \
           --metrics "$RUNS/$best/test_metrics.json"
+      # INT8 (OpenVINO, issue 12): written next to the demo weights only if the test MAE
+      # 0-80 m changes by less than 2 %; the report is kept either way.
+      $RC quantize --model "$DEMO_OUT" --data "$PREP" --backend openvino --no-progress \
+          --json "$RESULTS/demo_weights_int8.json" | tee "$RESULTS/demo_weights_int8.txt"
       # A world the weights never saw (another seed): the shipped weights on all its scenes.
       world "$UNSEEN" 4242 "$UNSEEN_SCENES"
       prepare "$UNSEEN" "${UNSEEN}_prep" train

@@ -39,6 +39,10 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     description = json.loads((tmp_path / 'demo' / 'xd.json').read_text())
     assert description['variant'] == 'xdrcdepth' and description['dtype'] == 'float16'
     assert description['metadata']['scheme'] == 'xdrcdepth'
+    int8 = json.loads((results / 'demo_weights_int8.json').read_text())
+    assert int8['backend'] == 'openvino' and int8['split'] == 'test'
+    written = (tmp_path / 'demo' / 'xd.int8.onnx').is_file()
+    assert written == int8['passed']  # the INT8 graph ships only through the gate
     unseen = json.loads((results / 'demo_weights_unseen_world.json').read_text())
     assert unseen['ranges']['0-80']['images'] > 0
     # Finished stages are skipped on a second run; only the report is rebuilt.
