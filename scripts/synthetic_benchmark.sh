@@ -29,10 +29,14 @@ RUNS=${RUNS:-runs/synth_v2}
 RESULTS=${RESULTS:-docs/benchmarks/synthetic}
 DEMO_OUT=${DEMO_OUT:-models/xdrcdepth_demo}
 # DRY_RUN=1: the same stages on a tiny world with the `tiny` profile (the test suite runs it).
+# README_OUT: the file whose synthetic-benchmark block the report replaces (none in a dry run
+# unless given).
 if [ "${DRY_RUN:-0}" = 1 ]; then
   SCENES=3 UNSEEN_SCENES=1 DURATION=2 IMAGE_SCALE=0.15 SWEEPS=4 PROFILE=tiny
+  README_OUT=${README_OUT:-}
 else
   SCENES=96 UNSEEN_SCENES=4 DURATION=12 IMAGE_SCALE=0.4 SWEEPS=20 PROFILE=cpu
+  README_OUT=${README_OUT:-README.md}
 fi
 PHASES=("$@")
 [ ${#PHASES[@]} -gt 0 ] || PHASES=(data phase1 phase2 report)
@@ -116,11 +120,11 @@ for phase in "${PHASES[@]}"; do
         cp "$RUNS/$run/test_metrics.json" "$RESULTS/$run.json"
         cp "$RUNS/$run/history.jsonl" "$RESULTS/$run.history.jsonl"
       done
-      { echo "Made by \`bash scripts/synthetic_benchmark.sh\` (profile $PROFILE, test split," \
-             "0-80 m against single-scan LiDAR, checkpoints chosen on val), $(date -u +%F)."
-        echo
-        $PY -m rcdepth_ros.training.report "$RUNS" --runs "${runs[@]}" \
-            --curves "$RESULTS/learning_curves.png"; } | tee "$RESULTS/results.md"
+      note="Made by \`bash scripts/synthetic_benchmark.sh\` (profile $PROFILE, test split,\
+ 0-80 m against single-scan LiDAR, checkpoints chosen on val), $(date -u +%F)."
+      $PY -m rcdepth_ros.training.report "$RUNS" --runs "${runs[@]}" --note "$note" \
+          --curves "$RESULTS/learning_curves.png" ${README_OUT:+--readme "$README_OUT"} \
+          | tee "$RESULTS/results.md"
       # The demo weights: the distilled XD-RCDepth seed with the better val MAE (never test).
       best=$($PY -c "import json, sys; runs = sys.argv[1:]; print(min(runs, key=lambda r: \
 json.load(open(f'$RUNS/{r}/best.json'))['best']['value']))" xdrcdepth_kd_s0 xdrcdepth_kd_s1)

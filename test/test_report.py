@@ -61,3 +61,68 @@ def test_missing_results_are_one_clear_error(tmp_path, capsys):
         report.load_reports(tmp_path)
     assert report.main([str(tmp_path)]) == 1
     assert capsys.readouterr().err.count('\n') == 1
+
+
+def _write_row(root, run, mae, d1=0.9, rmse=None, ause=None, within=0.75):
+    sigma = ause is not None
+    row = {'mae': mae, 'rmse': rmse or 2 * mae, 'abs_rel': 0.1, 'd1': d1,
+           'ause_rmse': ause, 'ause_abs_rel': 0.01 if sigma else None,
+           'calib_1sigma': within if sigma else None, 'calib_2sigma': 0.95 if sigma else None}
+    data = {'model': {'parameters': 1}, 'step': 1500, 'has_uncertainty': sigma,
+            'ranges': {'0-80': row}}
+    (root / run).mkdir()
+    (root / run / 'test_metrics.json').write_text(json.dumps(data))
+
+
+def test_targets_name_each_met_or_missed(tmp_path):
+    _write_row(tmp_path, 'teacher', 2.8)
+    # XD-RCDepth: no-KD mean (3.4 + 3.6) / 2 = 3.5; KD mean (2.9 + 3.1) / 2 = 3.0: 14.3 % lower;
+    # delta1 mean (0.86 + 0.84) / 2 = 0.85 (met, >=), MAE 3.0 (met, <=).
+    _write_row(tmp_path, 'xdrcdepth_nokd_s0', 3.4, rmse=6.0, ause=1.5, within=0.80)
+    _write_row(tmp_path, 'xdrcdepth_nokd_s1', 3.6, rmse=6.0, ause=1.9, within=0.80)
+    _write_row(tmp_path, 'xdrcdepth_kd_s0', 2.9, d1=0.86, rmse=6.0, ause=1.8, within=0.86)
+    _write_row(tmp_path, 'xdrcdepth_kd_s1', 3.1, d1=0.84)
+    # LiRCDepth: 4.0 -> 3.9 is 2.5 % lower: missed.
+    _write_row(tmp_path, 'lircdepth_nokd', 4.0)
+    _write_row(tmp_path, 'lircdepth_kd', 3.9)
+    _write_row(tmp_path, 'camera_only', 3.95)  # below LiRCDepth no-KD's 4.0: not the worst
+    lines = report.targets(report.load_reports(tmp_path, [
+        'teacher', 'xdrcdepth_nokd_s0', 'xdrcdepth_nokd_s1', 'xdrcdepth_kd_s0', 'xdrcdepth_kd_s1',
+        'lircdepth_nokd', 'lircdepth_kd', 'camera_only']))
+    verdicts = {line.split('**: ')[1].split(':')[0]: line.split('**')[1] for line in lines}
+    assert verdicts == {
+        'the teacher has the lowest MAE': 'met',
+        'xdrcdepth with its KD at least 5 % below without': 'met',
+        'lircdepth with its KD at least 5 % below without': 'missed',
+        'distilled XD-RCDepth delta1 >= 0.85 and MAE <= 3.0 m': 'met',
+        'camera-only is the worst': 'missed',
+        'xdrcdepth_nokd_s0 uncertainty': 'met',  # 1.5 / 6 = 0.25, 80 %
+        'xdrcdepth_nokd_s1 uncertainty': 'missed',  # 1.9 / 6 = 0.32 > 0.3
+        'xdrcdepth_kd_s0 uncertainty': 'missed',  # 86 % within 1 sigma > 85 %
+    }
+    assert '3.000 vs 3.500 m, 14.3 % lower' in lines[1]
+
+
+def test_targets_without_their_runs_are_not_measured(tmp_path):
+    _write_row(tmp_path, 'xdrcdepth_nokd_s0', 3.4)
+    lines = report.targets(report.load_reports(tmp_path))
+    assert len(lines) == 5 and all(line.startswith('- **not measured**') for line in lines)
+
+
+def test_readme_block_is_replaced_between_its_markers_only(tmp_path, capsys):
+    _write_row(tmp_path, 'teacher', 2.8)
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# top\n\n{report.README_BEGIN}\nold table\n{report.README_END}\nrest\n')
+    assert report.main([str(tmp_path), '--note', 'Made by a command.',
+                        '--readme', str(readme)]) == 0
+    text = readme.read_text()
+    assert text.startswith('# top\n\n<!-- synthetic-benchmark:begin -->\nMade by a command.')
+    assert 'old table' not in text and '| teacher |' in text and 'Targets' in text
+    assert text.endswith(f'{report.README_END}\nrest\n')
+    assert capsys.readouterr().out.startswith('Made by a command.')
+    # A file without the markers is an error and stays as it was.
+    plain = tmp_path / 'plain.md'
+    plain.write_text('no markers\n')
+    assert report.main([str(tmp_path), '--readme', str(plain)]) == 1
+    assert plain.read_text() == 'no markers\n'
+    assert 'needs one' in capsys.readouterr().err

@@ -17,6 +17,7 @@ def _run(tmp_path: Path, *phases: str) -> subprocess.CompletedProcess:
                PREP=str(tmp_path / 'prep'), UNSEEN=str(tmp_path / 'unseen'),
                RUNS=str(tmp_path / 'runs'), RESULTS=str(tmp_path / 'results'),
                DEMO_OUT=str(tmp_path / 'demo' / 'xd'),
+               README_OUT=str(tmp_path / 'README.md'),
                RC=str(ROOT / '.venv' / 'bin' / 'rcdepth'),
                PY=str(ROOT / '.venv' / 'bin' / 'python'))
     return subprocess.run(['bash', str(ROOT / 'scripts' / 'synthetic_benchmark.sh'), *phases],
@@ -25,6 +26,10 @@ def _run(tmp_path: Path, *phases: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.timeout(1300)
 def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
+    from rcdepth_ros.training.report import README_BEGIN, README_END
+
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# README\n{README_BEGIN}\nold\n{README_END}\nafter\n')
     done = _run(tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = tmp_path / 'results'
@@ -35,6 +40,11 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
         assert report['data']['split'] == 'test'
         assert (tmp_path / 'runs' / run / 'DONE').is_file()
     assert 'xdrcdepth_kd (2 run(s)) vs xdrcdepth_nokd (2 run(s))' in table
+    assert table.startswith('Made by `bash scripts/synthetic_benchmark.sh` (profile tiny')
+    assert 'the teacher has the lowest MAE' in table  # the targets, met or missed
+    # The README's block holds the same text; the rest of the README is untouched.
+    block = readme.read_text().split(README_BEGIN)[1].split(README_END)[0]
+    assert block.strip() == table.strip() and readme.read_text().endswith('after\n')
     assert (results / 'learning_curves.png').read_bytes()[:4] == b'\x89PNG'
     description = json.loads((tmp_path / 'demo' / 'xd.json').read_text())
     assert description['variant'] == 'xdrcdepth' and description['dtype'] == 'float16'

@@ -4,14 +4,17 @@
 
 Reads ``RUNS_DIR/<run>/test_metrics.json`` (written by ``rcdepth eval --json``) and prints one
 depth table (MAE, RMSE, AbsRel, delta1 at every range) and one uncertainty table (AUSE and
-calibration at the longest range), plus the relative MAE change that distillation brings to
-each student that has a ``*_nokd`` twin.
+calibration at the longest range), the relative MAE change that distillation brings to
+each student that has a ``*_nokd`` twin, and the benchmark's targets, each met or missed
+(:func:`targets`). ``--readme PATH`` also writes the same text into ``PATH`` between the
+lines ``<!-- synthetic-benchmark:begin -->`` and ``<!-- synthetic-benchmark:end -->``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 import re
 import sys
@@ -107,6 +110,104 @@ def kd_gains(reports: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+# The benchmark's targets (issue "Networks that have learnt", item 4), on MAE 0-80 m.
+TARGET_RANGE = '0-80'
+KD_GAIN = 0.05  # a distilled student's mean MAE at least 5 % below its no-KD twin's
+DISTILLED_XD = {'d1': 0.85, 'mae': 3.0}  # the distilled XD-RCDepth, mean over seeds
+AUSE_FRACTION = 0.3  # AUSE-RMSE at most 0.3 x the run's RMSE
+WITHIN_1SIGMA = (0.65, 0.85)  # fraction of pixels with |error| <= sigma
+
+
+def _group_mean(reports: dict[str, dict[str, Any]], group: str, key: str) -> float | None:
+    """Mean of ``key`` at :data:`TARGET_RANGE` over the seeds of ``group`` (None if absent)."""
+    values = [r['ranges'][TARGET_RANGE].get(key) for run, r in reports.items()
+              if run_group(run) == group]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values) / len(values)
+
+
+def targets(reports: dict[str, dict[str, Any]]) -> list[str]:
+    """Return the benchmark's targets as ``- **met**: ...`` / ``- **missed**: ...`` lines.
+
+    Checked: the teacher has the lowest MAE of all runs; each distilled student's mean MAE is
+    at least 5 % below its no-KD twin's (seeds averaged); the distilled XD-RCDepth reaches
+    delta1 >= 0.85 and MAE <= 3.0 m (seeds averaged); camera-only has the highest MAE; every
+    run with sigma has AUSE-RMSE <= 0.3 x RMSE and 65-85 % of pixels within 1 sigma. A target
+    whose runs are missing is named as not measured.
+    """
+    def line(met: bool | None, text: str) -> str:
+        verdict = 'not measured' if met is None else ('met' if met else 'missed')
+        return f'- **{verdict}**: {text}'
+
+    mae = {run: r['ranges'][TARGET_RANGE]['mae'] for run, r in reports.items()}
+    lines = []
+    if 'teacher' in mae and len(mae) > 1:
+        best_other = min((m, run) for run, m in mae.items() if run != 'teacher')
+        lines.append(line(mae['teacher'] < best_other[0],
+                          f'the teacher has the lowest MAE: {mae["teacher"]:.3f} m '
+                          f'(best other: {best_other[1]} {best_other[0]:.3f} m)'))
+    else:
+        lines.append(line(None, 'the teacher has the lowest MAE'))
+    for student in ('xdrcdepth', 'lircdepth'):
+        kd = _group_mean(reports, f'{student}_kd', 'mae')
+        nokd = _group_mean(reports, f'{student}_nokd', 'mae')
+        text = f'{student} with its KD at least {100 * KD_GAIN:.0f} % below without'
+        if kd is None or nokd is None:
+            lines.append(line(None, text))
+        else:
+            gain = (nokd - kd) / nokd
+            lines.append(line(gain >= KD_GAIN, f'{text}: {kd:.3f} vs {nokd:.3f} m, '
+                                               f'{100 * gain:.1f} % lower'))
+    d1 = _group_mean(reports, 'xdrcdepth_kd', 'd1')
+    xd_mae = _group_mean(reports, 'xdrcdepth_kd', 'mae')
+    text = (f'distilled XD-RCDepth delta1 >= {DISTILLED_XD["d1"]} and MAE <= '
+            f'{DISTILLED_XD["mae"]} m')
+    lines.append(line(None, text) if d1 is None or xd_mae is None else line(
+        d1 >= DISTILLED_XD['d1'] and xd_mae <= DISTILLED_XD['mae'],
+        f'{text}: delta1 {d1:.3f}, MAE {xd_mae:.3f} m'))
+    if 'camera_only' in mae and len(mae) > 1:
+        worst_other = max((m, run) for run, m in mae.items() if run != 'camera_only')
+        lines.append(line(mae['camera_only'] > worst_other[0],
+                          f'camera-only is the worst: {mae["camera_only"]:.3f} m (worst other: '
+                          f'{worst_other[1]} {worst_other[0]:.3f} m)'))
+    else:
+        lines.append(line(None, 'camera-only is the worst'))
+    for run, r in reports.items():
+        row = r['ranges'][TARGET_RANGE]
+        if not r.get('has_uncertainty') or row.get('ause_rmse') is None:
+            continue
+        ratio, within = row['ause_rmse'] / row['rmse'], row['calib_1sigma']
+        calibrated = WITHIN_1SIGMA[0] <= within <= WITHIN_1SIGMA[1]
+        lines.append(line(ratio <= AUSE_FRACTION and calibrated,
+                          f'{run} uncertainty: AUSE-RMSE {ratio:.2f} x RMSE (<= {AUSE_FRACTION}), '
+                          f'{100 * within:.1f} % within 1 sigma ({100 * WITHIN_1SIGMA[0]:.0f}-'
+                          f'{100 * WITHIN_1SIGMA[1]:.0f} %)'))
+    return lines
+
+
+README_BEGIN = '<!-- synthetic-benchmark:begin -->'
+README_END = '<!-- synthetic-benchmark:end -->'
+
+
+def embed(path: str | Path, text: str) -> None:
+    """Replace what stands between :data:`README_BEGIN` and :data:`README_END` in ``path``.
+
+    Written atomically; a file without exactly one pair of markers raises ValueError and is
+    left as it was.
+    """
+    path = Path(path)
+    old = path.read_text(encoding='utf-8')
+    if old.count(README_BEGIN) != 1 or old.count(README_END) != 1 or (
+            old.index(README_BEGIN) > old.index(README_END)):
+        raise ValueError(f'{path} needs one {README_BEGIN} line followed by one {README_END}')
+    head, rest = old.split(README_BEGIN)
+    _, tail = rest.split(README_END)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    tmp.write_text(f'{head}{README_BEGIN}\n{text.strip()}\n{README_END}{tail}', encoding='utf-8')
+    os.replace(tmp, path)
+
+
 def learning_curves(runs_dir: str | Path, runs: Sequence[str], out: str | Path,
                     metric: str = 'mae', depth_range: str = '0-80') -> Path:
     """Plot val ``metric`` against step for every run with a ``history.jsonl``; write a PNG.
@@ -160,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--runs', nargs='+', default=list(DEFAULT_RUNS))
     parser.add_argument('--curves', default=None,
                         help='also plot val MAE 0-80 m against step of every run to this PNG')
+    parser.add_argument('--note', default=None, help='a paragraph printed before the tables')
+    parser.add_argument('--readme', default=None,
+                        help=f'also write the text into this file between {README_BEGIN} and '
+                             f'{README_END}')
     args = parser.parse_args(argv)
     if args.curves:
         learning_curves(args.runs_dir, args.runs, args.curves)
@@ -168,13 +273,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         print(f'report: {exc}', file=sys.stderr)
         return 1
-    print(depth_table(reports))
-    print()
-    print(uncertainty_table(reports))
+    parts = [args.note] if args.note else []
+    parts += [depth_table(reports), uncertainty_table(reports)]
     gains = kd_gains(reports)
     if gains:
-        print()
-        print('\n'.join(gains))
+        parts.append('\n'.join(gains))
+    parts.append('Targets (test split, MAE 0-80 m):\n\n' + '\n'.join(targets(reports)))
+    text = '\n\n'.join(parts)
+    print(text)
+    if args.readme:
+        try:
+            embed(args.readme, text)
+        except (OSError, ValueError) as exc:
+            print(f'report: {exc}', file=sys.stderr)
+            return 1
     return 0
 
 
