@@ -331,3 +331,25 @@ def test_surround_demo_serves_six_cameras_from_one_node(tmp_path, student_weight
     report = json.loads((out / 'metrics.json').read_text())
     assert report['surround']['cameras'] == list(SURROUND_CAMERAS)
     assert report['frames']['images_in'] == report['frames']['depth_out']
+
+
+def test_a_model_without_sigma_gets_no_uncertainty_metrics(tmp_path):
+    """The teacher publishes NaN sigma everywhere: the demo reports no AUSE or calibration
+    for it (an infinite sigma would put every pixel 'within 1 sigma')."""
+    from rcdepth_ros.demo import metrics
+    from rcdepth_ros.demo.scene import Keyframe
+
+    lidar = np.zeros((32, 48), np.float32)
+    lidar[10:20, 5:40] = 12.0
+    kf = Keyframe('t', 1, tmp_path / 'x.png', np.eye(3), 32, 48, lidar, np.zeros((0, 6)))
+    depth = np.full((32, 48), 13.0, np.float32)  # 1 m too far everywhere
+    for sigma, has in ((np.full_like(depth, np.nan), False), (np.full_like(depth, 2.0), True)):
+        averages, records = metrics.evaluate_keyframes([kf], {1: {'depth': depth,
+                                                                 'uncertainty': sigma}})
+        row = averages['0-80']
+        assert row['mae'] == pytest.approx(1.0) and ('calib_1sigma' in row) == has
+        assert ('ause_rmse' in records[0]) == has
+        line = metrics.summary_line(averages)
+        assert ('no uncertainty output' in line) == (not has)
+        if has:
+            assert row['calib_1sigma'] == 1.0 and '|err|<=sigma 1.00' in line  # 1 m <= 2 m

@@ -140,7 +140,8 @@ def _draw_row(fig, axes, caxes, row: FigureRow, max_depth: float) -> None:
     top = float(np.nanpercentile(sigma, 95)) if np.isfinite(sigma).any() else 1.0
     cmap = colormaps['magma'].with_extremes(bad='black')
     image = ax.imshow(np.ma.masked_invalid(sigma), cmap=cmap, vmin=0.0, vmax=max(top, 1e-3))
-    ax.set_title('uncertainty σ', fontsize=9)
+    ax.set_title('uncertainty σ' if np.isfinite(sigma).any()
+                 else 'uncertainty σ: none (this model has no σ output)', fontsize=9)
     fig.colorbar(image, cax=caxes[3], orientation='horizontal').set_label('σ (m)')
 
     ax = axes[4]

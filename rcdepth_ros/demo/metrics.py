@@ -46,12 +46,14 @@ def evaluate_keyframes(keyframes: Sequence[Keyframe],
             if depth.shape != kf.lidar_depth.shape:
                 raise ValueError(f'depth of keyframe {index} is {depth.shape}, '
                                  f'the camera image {kf.lidar_depth.shape}')
+            if not np.isfinite(sigma).any():  # a model without sigma (the teacher): no
+                sigma = None  # uncertainty metrics, rather than those of an infinite sigma
             per_range = evaluate_image(depth, kf.lidar_depth, sigma, EVAL_RANGES)
             if per_range:
                 accumulator.add([per_range])
                 record['evaluated'] = True
                 main = per_range.get(MAIN_RANGE, next(iter(per_range.values())))
-                record.update({key: main[key] for key in SUMMARY_KEYS})
+                record.update({key: main[key] for key in SUMMARY_KEYS if key in main})
                 record['valid_depth_fraction'] = float(np.isfinite(depth).mean())
         records.append(record)
     return accumulator.compute(), records
@@ -77,9 +79,11 @@ def summary_line(metrics: Mapping[str, Mapping[str, float]]) -> str:
         return 'no keyframe had LiDAR ground truth in range'
     name = MAIN_RANGE if MAIN_RANGE in metrics else sorted(metrics)[-1]
     m = metrics[name]
-    return (f'{name} m over {int(m["images"])} keyframes: MAE {m["mae"]:.3f} m, '
-            f'RMSE {m["rmse"]:.3f} m, AbsRel {m["abs_rel"]:.3f}, d1 {m["d1"]:.3f}, '
-            f'AUSE-RMSE {m["ause_rmse"]:.3f} m, |err|<=sigma {m["calib_1sigma"]:.2f}, '
+    line = (f'{name} m over {int(m["images"])} keyframes: MAE {m["mae"]:.3f} m, '
+            f'RMSE {m["rmse"]:.3f} m, AbsRel {m["abs_rel"]:.3f}, d1 {m["d1"]:.3f}')
+    if 'ause_rmse' not in m:
+        return line + ', no uncertainty output'
+    return (line + f', AUSE-RMSE {m["ause_rmse"]:.3f} m, |err|<=sigma {m["calib_1sigma"]:.2f}, '
             f'<=2sigma {m["calib_2sigma"]:.2f}')
 
 

@@ -155,7 +155,9 @@ def model_card(name: str, config: dict[str, Any], metadata: dict[str, Any],
                   'radar-camera world only. It has never seen a real camera image or a real '
                   'radar return: it is **not for real cameras, nuScenes or a vehicle**, and its '
                   'metrics above say nothing about real data. For those, train on real data '
-                  'with `--profile paper` (docs/TRAINING.md).', '']
+                  'with `--profile paper` (docs/TRAINING.md).', '',
+                  'Where LiDAR never returns (the sky) there was no ground truth to learn '
+                  'from: depth there is arbitrary, whatever sigma says.', '']
     return '\n'.join(lines)
 
 
