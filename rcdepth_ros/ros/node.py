@@ -504,13 +504,13 @@ def main(args: list[str] | None = None) -> int:
     node = RcDepthNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    if node.get_parameter('autostart').value:
-        if node.trigger_configure() == _SUCCESS:
-            node.trigger_activate()
-        else:
-            node.get_logger().error('autostart: configure failed; waiting for a lifecycle '
-                                    'transition (fix the parameters, then configure again)')
-    try:
+    try:  # a signal during autostart also ends through the shutdown transition
+        if node.get_parameter('autostart').value:
+            if node.trigger_configure() == _SUCCESS:
+                node.trigger_activate()
+            else:
+                node.get_logger().error('autostart: configure failed; waiting for a lifecycle '
+                                        'transition (fix the parameters, then configure again)')
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
