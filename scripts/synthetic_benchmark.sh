@@ -14,8 +14,9 @@
 #   phase1  lane A: teacher | lane B: XD-RCDepth no-KD seeds 0 and 1, LiRCDepth no-KD
 #           (1500 steps each; measured 6-10 s a step for the teacher, 1.5-2.5 s for
 #           XD-RCDepth and LiRCDepth: about 3 h and 2.5 h)
-#   phase2  lane A: LiRCDepth KD, camera-only | lane B: XD-RCDepth KD seeds 0 and 1
-#           (about 3 s a step with KD: about 2.5 h)
+#   phase2  lane A: XD-RCDepth KD seed 0, camera-only | lane B: XD-RCDepth KD seed 1,
+#           LiRCDepth KD (6-7 s a step with X-KD + D2-KD, about 5 s with LiRCDepth's KD:
+#           about 5 h)
 #   report  test evaluation of every run, tables, curves, demo weights (and their INT8
 #           graph if it passes the accuracy gate), unseen-world check
 set -euo pipefail
@@ -102,9 +103,11 @@ for phase in "${PHASES[@]}"; do
       ;;
     phase2)
       [ -f "$RUNS/teacher/DONE" ] || { echo "phase2 needs the teacher: run phase1" >&2; exit 1; }
-      (train lircdepth_kd lircdepth_kd "$TEACHER" && train camera_only camera_only) &
-      (train xdrcdepth_kd_s0 xdrcdepth_kd "$TEACHER" seed=0 \
-        && train xdrcdepth_kd_s1 xdrcdepth_kd "$TEACHER" seed=1) &
+      # A distilled step costs 2.5-3x an undistilled one (the teacher's forward, and for X-KD
+      # its Grad-CAM backward): one distilled XD-RCDepth seed in each lane.
+      (train xdrcdepth_kd_s0 xdrcdepth_kd "$TEACHER" seed=0 && train camera_only camera_only) &
+      (train xdrcdepth_kd_s1 xdrcdepth_kd "$TEACHER" seed=1 \
+        && train lircdepth_kd lircdepth_kd "$TEACHER") &
       wait_lanes
       ;;
     report)
