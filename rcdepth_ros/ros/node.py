@@ -59,6 +59,7 @@ NODE_NAME = 'rcdepth_node'
 LOG_THROTTLE_S = 5.0
 # How long deactivate / shutdown wait for the worker to finish its frame.
 WORKER_STOP_S = 30.0
+SPIN_CHECK_S = 0.2  # how often the spin loop looks for a stop signal (s)
 
 _SUCCESS = TransitionCallbackReturn.SUCCESS
 _FAILURE = TransitionCallbackReturn.FAILURE
@@ -493,26 +494,35 @@ def main(args: list[str] | None = None) -> int:
     Stopping goes through the lifecycle shutdown transition, so the worker is stopped and the
     model released by ``on_shutdown`` as for a shutdown requested over the lifecycle service.
     rclpy's own signal handlers are off: they would invalidate the context before the
-    transition could run.
+    transition could run. The signals only set a flag that the spin loop checks between
+    callbacks: an exception raised asynchronously inside the executor could leave it half-way
+    through a callback, and the shutdown after it hanging.
     """
     import signal
 
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
     node = RcDepthNode()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    try:  # a signal during autostart also ends through the shutdown transition
-        if node.get_parameter('autostart').value:
+    try:
+        if node.get_parameter('autostart').value and not stop.is_set():
             if node.trigger_configure() == _SUCCESS:
                 node.trigger_activate()
             else:
                 node.get_logger().error('autostart: configure failed; waiting for a lifecycle '
                                         'transition (fix the parameters, then configure again)')
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
+        while not stop.is_set():
+            executor.spin_once(timeout_sec=SPIN_CHECK_S)
+    except ExternalShutdownException:
         pass
     finally:
         if node._state != 'finalized':  # not already shut down over the lifecycle service
@@ -521,7 +531,3 @@ def main(args: list[str] | None = None) -> int:
         node.destroy_node()
         rclpy.try_shutdown()
     return 0
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
