@@ -92,17 +92,14 @@ def kd_gains(reports: dict[str, dict[str, Any]]) -> list[str]:
     for run, report in reports.items():
         groups.setdefault(run_group(run), []).append(report)
 
-    def mean_mae(group: str, name: str) -> float | None:
-        values = [r['ranges'][name].get('mae') for r in groups[group]]
-        return None if any(v is None for v in values) else sum(values) / len(values)
-
     lines = []
     for group, members in groups.items():
         base = group.split('_')[0] + '_nokd'
         if group == base or base not in groups:
             continue
         for name in members[0]['ranges']:
-            mae, ref = mean_mae(group, name), mean_mae(base, name)
+            mae = _group_mean(reports, group, 'mae', name)
+            ref = _group_mean(reports, base, 'mae', name)
             if mae is not None and ref:
                 lines.append(f'- {group} ({len(members)} run(s)) vs {base} '
                              f'({len(groups[base])} run(s)), mean MAE {name} m: '
@@ -118,9 +115,10 @@ AUSE_FRACTION = 0.3  # AUSE-RMSE at most 0.3 x the run's RMSE
 WITHIN_1SIGMA = (0.65, 0.85)  # fraction of pixels with |error| <= sigma
 
 
-def _group_mean(reports: dict[str, dict[str, Any]], group: str, key: str) -> float | None:
-    """Mean of ``key`` at :data:`TARGET_RANGE` over the seeds of ``group`` (None if absent)."""
-    values = [r['ranges'][TARGET_RANGE].get(key) for run, r in reports.items()
+def _group_mean(reports: dict[str, dict[str, Any]], group: str, key: str,
+                depth_range: str = TARGET_RANGE) -> float | None:
+    """Mean of ``key`` at ``depth_range`` over the seeds of ``group`` (None if absent)."""
+    values = [r['ranges'][depth_range].get(key) for run, r in reports.items()
               if run_group(run) == group]
     if not values or any(v is None for v in values):
         return None
