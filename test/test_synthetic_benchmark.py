@@ -46,6 +46,13 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     block = readme.read_text().split(README_BEGIN)[1].split(README_END)[0]
     assert block.strip() == table.strip() and readme.read_text().endswith('after\n')
     assert (results / 'learning_curves.png').read_bytes()[:4] == b'\x89PNG'
+    # The demo weights' run: fine-tuned from the distilled seed with the better val MAE.
+    demo_run = json.loads((tmp_path / 'runs' / 'xdrcdepth_demo' / 'last.json').read_text())
+    seeds = {run: json.loads((tmp_path / 'runs' / run / 'best.json').read_text())['best']['value']
+             for run in ('xdrcdepth_kd_s0', 'xdrcdepth_kd_s1')}
+    assert demo_run['config']['model']['init'].endswith(f'/{min(seeds, key=seeds.get)}/best')
+    assert demo_run['config']['scheme'] == 'xdrcdepth' and 'xdrcdepth_demo' not in table
+    assert json.loads((results / 'demo_weights_test.json').read_text())['data']['split'] == 'test'
     description = json.loads((tmp_path / 'demo' / 'xd.json').read_text())
     assert description['variant'] == 'xdrcdepth' and description['dtype'] == 'float16'
     assert description['metadata']['scheme'] == 'xdrcdepth'
@@ -58,7 +65,7 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     # Finished stages are skipped on a second run; only the report is rebuilt.
     again = _run(tmp_path, 'phase1', 'phase2')
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count(': done') == len(RUNS)
+    assert again.stdout.count(': done') == len(RUNS) + 1  # and the demo weights' run
     assert 'training' not in again.stdout
 
 
@@ -80,3 +87,15 @@ def test_a_stopped_training_run_is_never_marked_done(tmp_path):
     # The lane stopped at its first run: the later runs of the lane were not started.
     assert 'xdrcdepth_nokd_s1: training' not in done.stdout
     assert not list((tmp_path / 'runs').glob('*/DONE'))
+
+
+@pytest.mark.parametrize('phase, missing', [('demo', 'xdrcdepth_demo'), ('report', 'teacher')])
+def test_demo_and_report_refuse_untrained_runs(tmp_path, phase, missing):
+    """The demo phase needs the demo weights' run; the report needs every benchmark run.
+    Neither starts on a run that is not done."""
+    env = dict(os.environ, RUNS=str(tmp_path / 'runs'), RESULTS=str(tmp_path / 'results'),
+               RC='false', PY='false')
+    done = subprocess.run(['bash', str(ROOT / 'scripts' / 'synthetic_benchmark.sh'), phase],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip() == f'{phase}: {missing} is not trained yet'

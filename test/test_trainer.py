@@ -346,6 +346,43 @@ def test_nan_guard_names_step_and_term(tiny_prepared, tmp_path, one_thread):
     assert issubclass(TrainingDiverged, ValueError)
 
 
+def test_model_init_fine_tunes_from_a_checkpoint(tiny_prepared, tmp_path, one_thread):
+    """``model.init``: the run starts from another run's weights (batch-norm statistics
+    included) with a fresh schedule; a resumed run keeps its own; another network is refused."""
+    from safetensors.torch import load_file
+
+    first = Trainer(_tiny('xdrcdepth_nokd', tiny_prepared, tmp_path / 'first'), progress=False)
+    first.run()
+    best = json.loads((tmp_path / 'first' / 'best.json').read_text())
+    # The oracle: the tensors of the file, read with safetensors alone.
+    saved = {k[len('model.'):]: v for k, v in
+             load_file(str(tmp_path / 'first' / best['weights'])).items()
+             if k.startswith('model.')}
+    assert any('running_mean' in k for k in saved)
+    tuned = Trainer(_tiny('xdrcdepth_nokd', tiny_prepared, tmp_path / 'tuned',
+                          f'model.init={tmp_path / "first" / "best"}', 'seed=7'), progress=False)
+    tuned.setup()
+    state = tuned.model.state_dict()
+    assert tuned.step == 0 and set(state) == set(saved)
+    for key, value in saved.items():
+        torch.testing.assert_close(state[key], value, rtol=0, atol=0, msg=key)
+    assert not tuned.optimizer.state  # a fresh optimiser: no moments from the first run
+    tuned.run()
+    # Resuming the fine-tuned run loads its own last checkpoint, not model.init again.
+    resumed = Trainer(_tiny('xdrcdepth_nokd', tiny_prepared, tmp_path / 'tuned',
+                            f'model.init={tmp_path / "first" / "best"}', 'seed=7'),
+                      progress=False)
+    resumed.setup()
+    own, _ = read_checkpoint(tmp_path / 'tuned' / 'last.json')
+    assert resumed.step == own['step'] == 3
+    mine, _, _ = load_any_model(tmp_path / 'tuned' / 'last.json')
+    torch.testing.assert_close(_state_vector(resumed.model), _state_vector(mine))
+    other = Trainer(_tiny('lircdepth_nokd', tiny_prepared, tmp_path / 'other',
+                          f'model.init={tmp_path / "first" / "best"}'), progress=False)
+    with pytest.raises(ValueError, match='holds another network than this run builds'):
+        other.setup()
+
+
 def _state_vector(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([v.detach().float().flatten() for v in model.state_dict().values()])
 

@@ -35,12 +35,17 @@ class ModelSection:
     ``freeze_stem`` / ``freeze_encoder_bn`` apply to the CaFNet teacher only, as its reference
     training does: the image encoder's first convolution and the batch-norm affine parameters
     of the ResNet encoders are not trained (running statistics still update).
+
+    ``init`` (a run folder, ``OUT/best`` or an exported model; empty: random) fine-tunes: the
+    network starts from those weights, which must be of the same architecture, with a fresh
+    optimiser and schedule. A resumed run takes its weights from its own checkpoint.
     """
 
     variant: str = 'xdrcdepth'
     options: dict = field(default_factory=dict)
     freeze_stem: bool = True
     freeze_encoder_bn: bool = True
+    init: str = ''
 
     def __post_init__(self) -> None:
         """Check that the variant exists and the options are fields of its config."""

@@ -324,6 +324,14 @@ class Trainer:
         teacher.requires_grad_(False)
         return teacher.eval()
 
+    def _init_weights(self, path: str) -> None:
+        """Fine-tuning: copy the weights of ``model.init`` (same architecture) into the model."""
+        source, config, _ = load_any_model(path)
+        if config != self.model_config:
+            raise ValueError(f'model.init {path} holds another network than this run builds '
+                             f'({", ".join(config_diff(config, self.model_config))} differ)')
+        load_state_strict(self.model, source.state_dict(), path)
+
     def setup(self) -> None:
         """Build data, network, optimiser and teacher; load the checkpoint when resuming."""
         self._seed()
@@ -332,6 +340,8 @@ class Trainer:
         if self.config.loss.max_depth != self.model_config.max_depth:
             raise ValueError(f'loss.max_depth {self.config.loss.max_depth} differs from the '
                              f'model max_depth {self.model_config.max_depth}')
+        if self.config.model.init and self.resume_path is None:
+            self._init_weights(self.config.model.init)
         self.model.to(self.device)
         self.optimizer = make_optimizer(self.model, self.config.optim)
         self.scaler = torch.amp.GradScaler('cuda', enabled=self.amp_enabled
