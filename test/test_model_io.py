@@ -275,3 +275,45 @@ def test_input_spec_reads_new_and_old_descriptions(tmp_path):
     old['metadata'] = {'camera_only': True}
     assert input_spec(old).camera_only
     assert not input_spec({'metadata': {}}).camera_only
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_written_files_get_the_mode_of_the_umask(tmp_path, umask):
+    """safetensors itself writes 0600; exports and checkpoints are readable as any file the
+    user writes (a node running as another user loads them)."""
+    import os
+    import stat
+
+    from rcdepth_ros.training.checkpoint import save_checkpoint
+
+    model = build_model(TINY)
+    old = os.umask(umask)
+    try:
+        weights, description = save_weights(model, TINY, tmp_path / 'export' / 'tiny')
+        json_path = save_checkpoint(tmp_path / 'run', 'last', model, TINY, {'step': 1})
+    finally:
+        os.umask(old)
+    written = [weights, description, json_path, *(tmp_path / 'run').glob('last-*.safetensors')]
+    assert len(written) == 4
+    for path in written:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+    assert not list(tmp_path.rglob('*.tmp'))
+
+
+def test_a_failed_export_leaves_the_previous_one_whole(tmp_path, saved, monkeypatch):
+    import safetensors.torch
+
+    model, base = saved
+    before = {p.name: p.read_bytes() for p in base.parent.glob('tiny.*')}
+
+    def disk_full(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b'half a file')  # what a full disk leaves
+        raise OSError('disk full')
+
+    monkeypatch.setattr(safetensors.torch, 'save_file', disk_full)
+    with pytest.raises(OSError, match='disk full'):
+        save_weights(build_model(TINY), TINY, base)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in base.parent.glob('tiny.*')} == before
+    assert not list(base.parent.glob('.*.tmp'))  # the half-written temporary is removed
+    load_model(base)

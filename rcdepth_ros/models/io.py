@@ -29,6 +29,7 @@ import os
 from pathlib import Path
 import re
 from typing import Any
+import uuid
 
 import torch
 from torch import nn
@@ -220,8 +221,6 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
     ``training_data``, which are lifted to the top level, and ``camera_only``, which goes to
     ``input.radar.camera_only``; it must be JSON-serialisable.
     """
-    from safetensors.torch import save_file
-
     metadata = dict(metadata or {})
     # Save the bare network whether it comes wrapped by DDP / DataParallel or torch.compile.
     while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
@@ -258,9 +257,51 @@ def save_weights(model: nn.Module, config: ModelConfig, path: str | Path,
         raise ValueError(f'metadata is not JSON-serialisable: {exc}') from None
     weights_path, json_path = weight_paths(path)
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights_path), metadata={'format': FORMAT, 'arch': config_arch(config)})
-    json_path.write_text(text + '\n', encoding='utf-8')
+    save_tensors_atomic(tensors, weights_path, {'format': FORMAT, 'arch': config_arch(config)})
+    write_text_atomic(json_path, text + '\n')
     return weights_path, json_path
+
+
+def _temporary_beside(path: Path) -> Path:
+    return path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp')
+
+
+def _commit(tmp: Path, path: Path) -> None:
+    """Sync ``tmp`` to disk and rename it onto ``path`` with the mode a plain ``open`` gives.
+
+    safetensors writes 0600; a kill leaves either the old file or the new one, never half.
+    """
+    with open(tmp, 'rb') as f:
+        os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    tmp = _temporary_beside(path)
+    try:
+        tmp.write_text(text, encoding='utf-8')
+        _commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_tensors_atomic(tensors: dict[str, torch.Tensor], path: str | Path,
+                        metadata: dict[str, str]) -> None:
+    """Write a safetensors file through a temporary file and ``os.replace``."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = _temporary_beside(path)
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        _commit(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_description(path: str | Path) -> dict[str, Any]:

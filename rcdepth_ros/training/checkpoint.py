@@ -19,7 +19,6 @@ and free ``extra``. No pickle anywhere.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 import random
 import re
@@ -37,6 +36,8 @@ from ..models.io import (
     input_spec,
     load_model,
     resolve_model,
+    save_tensors_atomic,
+    write_text_atomic,
 )
 from ..models.variants import ModelConfig, build_model, config_from_dict, config_to_dict
 
@@ -113,28 +114,6 @@ def _optimizer_state(tensors: dict[str, torch.Tensor], saved: dict[str, Any]) ->
 
 # ----------------------------------------------------------------------------- writing
 
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp')
-    with open(tmp, 'w', encoding='utf-8') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _atomic_save_tensors(tensors: dict[str, torch.Tensor], path: Path,
-                         metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    tmp = path.with_name(f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp')
-    save_file(tensors, str(tmp), metadata=metadata)
-    with open(tmp, 'rb') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def save_checkpoint(out_dir: str | Path, tag: str, model: nn.Module, model_config: ModelConfig,
                     state: dict[str, Any], optimizer: torch.optim.Optimizer | None = None
                     ) -> Path:
@@ -160,7 +139,7 @@ def save_checkpoint(out_dir: str | Path, tag: str, model: nn.Module, model_confi
     weights = out_dir / f'{tag}-{step:08d}-{uuid.uuid4().hex[:6]}.safetensors'
     description['weights'] = weights.name
     text = json.dumps(description, indent=1, sort_keys=True)  # fails before any write
-    _atomic_save_tensors(tensors, weights, {'format': FORMAT, 'tag': tag, 'step': str(step)})
+    save_tensors_atomic(tensors, weights, {'format': FORMAT, 'tag': tag, 'step': str(step)})
     json_path = out_dir / f'{tag}.json'
     write_text_atomic(json_path, text + '\n')
     clean_checkpoint_dir(out_dir)
