@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import BadArgument
+from ..models.io import write_text_atomic
 from ..models.onnx_export import depth_and_sigma
 from .metrics import (
     AUSE_STEPS,
@@ -191,7 +191,5 @@ def write_json_atomic(path: str | Path, data: Any) -> Path:
     """Write JSON to ``path`` through a temporary file and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-    tmp.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2) + '\n')
     return path

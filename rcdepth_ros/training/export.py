@@ -10,13 +10,11 @@ temporary name and renamed into place. The JSON metadata records how the model w
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
-import uuid
 
 from ..errors import BadInputFile, MissingData
-from ..models.io import save_weights, weight_paths
+from ..models.io import save_weights, write_text_atomic
 from ..models.variants import config_to_dict
 from .checkpoint import checkpoint_json_path, load_any_model
 
@@ -93,24 +91,13 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, half: bool = Fals
     if metrics is not None:
         metadata['eval'] = {'split': metrics.get('data', {}).get('split'),
                             'ranges': metrics.get('ranges')}
-    weights, description = weight_paths(out)
-    tmp_base = weights.with_name(f'.{weights.stem}.{uuid.uuid4().hex[:8]}.tmp')
-    tmp_weights, tmp_json = weight_paths(tmp_base)
-    try:
-        save_weights(model, config, tmp_base, metadata=metadata, half=half)
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_json, description)
-    finally:
-        for tmp in (tmp_weights, tmp_json):
-            tmp.unlink(missing_ok=True)
+    weights, description = save_weights(model, config, out, metadata=metadata, half=half)
     paths = [weights, description]
     if card:
         card_path = weights.with_name(weights.stem + '.md')
         text = model_card(weights.stem, config_to_dict(config), metadata, metrics, half,
                           sum(p.numel() for p in model.parameters()))
-        tmp = card_path.with_name(f'.{card_path.name}.tmp')
-        tmp.write_text(text, encoding='utf-8')
-        os.replace(tmp, card_path)
+        write_text_atomic(card_path, text)
         paths.append(card_path)
     return paths
 

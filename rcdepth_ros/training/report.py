@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 import re
 import sys
 from typing import Any, Sequence
+
+from ..models.io import write_text_atomic
 
 DEFAULT_RUNS = ('teacher', 'lircdepth_nokd', 'lircdepth_kd', 'xdrcdepth_nokd', 'xdrcdepth_nokd_s0',
                 'xdrcdepth_nokd_s1', 'xdrcdepth_kd', 'xdrcdepth_kd_s0', 'xdrcdepth_kd_s1',
@@ -201,9 +202,7 @@ def embed(path: str | Path, text: str) -> None:
         raise ValueError(f'{path} needs one {README_BEGIN} line followed by one {README_END}')
     head, rest = old.split(README_BEGIN)
     _, tail = rest.split(README_END)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_text(f'{head}{README_BEGIN}\n{text.strip()}\n{README_END}{tail}', encoding='utf-8')
-    os.replace(tmp, path)
+    write_text_atomic(path, f'{head}{README_BEGIN}\n{text.strip()}\n{README_END}{tail}')
 
 
 def learning_curves(runs_dir: str | Path, runs: Sequence[str], out: str | Path,
