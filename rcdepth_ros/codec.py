@@ -98,17 +98,29 @@ def depth_image_fields(depth: np.ndarray) -> dict[str, Any]:
     return msgs.array_to_image_fields(np.ascontiguousarray(depth, dtype=np.float32), '32FC1')
 
 
+COLOR_NEAR_M = 1.0
+"""The warm end of the depth colour map (metres); the cold end is the model's max depth."""
+
+
+def depth_color_position(depth: np.ndarray, max_depth: float) -> np.ndarray:
+    """Position in the depth colour map, 1 = near (warm) to 0 = far, for depths in metres.
+
+    A fixed logarithmic scale from :data:`COLOR_NEAR_M` to ``max_depth``: a depth has the
+    same colour in every frame (no per-image normaliser that the nearest pixel, or a wrong
+    prediction in the sky, can set), and each doubling of the distance gets the same share
+    of the colours, so cars at 5 m, facades at 20 m and the street at 60 m stay apart.
+    """
+    clipped = np.clip(np.asarray(depth, dtype=np.float64), COLOR_NEAR_M, max_depth)
+    return 1.0 - np.log(clipped / COLOR_NEAR_M) / np.log(max_depth / COLOR_NEAR_M)
+
+
 def colorize_depth(depth: np.ndarray, max_depth: float) -> np.ndarray:
-    """BGR uint8 (H, W, 3) colour map of inverse depth (near = warm); NaN is black."""
+    """BGR uint8 (H, W, 3) turbo colour map of :func:`depth_color_position`; NaN is black."""
     import cv2
 
     valid = np.isfinite(depth)  # (H, W)
-    inv = np.zeros(depth.shape, dtype=np.float32)
-    # Inverse depth spreads the colours over the near range, where detail matters.
-    inv[valid] = 1.0 / np.maximum(depth[valid], 1e-3)
-    scale = max(float(inv.max()), 1.0 / max_depth) if valid.any() else 1.0
-    u8 = np.clip(inv / scale * 255.0, 0, 255).astype(np.uint8)
-    bgr = cv2.applyColorMap(u8, cv2.COLORMAP_TURBO)
+    position = depth_color_position(np.where(valid, depth, max_depth), max_depth)
+    bgr = cv2.applyColorMap(np.rint(position * 255.0).astype(np.uint8), cv2.COLORMAP_TURBO)
     bgr[~valid] = 0
     return bgr
 

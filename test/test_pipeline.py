@@ -264,6 +264,30 @@ def test_encoders_colour_and_points():
                                         (0 - K[1, 2]) * 10 / K[1, 1], 10.0], rtol=1e-5)
 
 
+def test_depth_colours_are_a_fixed_log_scale():
+    """1 m is the warm end, max depth the cold end, 10 m of 100 m exactly half way (hand
+    values of log(d) / log(100)); a depth keeps its colour whatever else is in the image."""
+    import cv2
+
+    def turbo(index: int) -> np.ndarray:
+        return cv2.applyColorMap(np.array([[index]], np.uint8), cv2.COLORMAP_TURBO)[0, 0]
+
+    depth = np.array([[1.0, 10.0, 100.0, 0.2, 500.0, np.nan]], np.float32)
+    bgr = codec.colorize_depth(depth, 100.0)
+    # rint(255 * (1 - log 10 / log 100)) = rint(127.5) = 128; outside [1, 100] m clamps.
+    for col, index in ((0, 255), (1, 128), (2, 0), (3, 255), (4, 0)):
+        np.testing.assert_array_equal(bgr[0, col], turbo(index))
+    np.testing.assert_array_equal(bgr[0, 5], 0)
+    np.testing.assert_allclose(codec.depth_color_position(np.array([2.0, 20.0]), 100.0),
+                               [1 - np.log10(2) / 2, 1 - np.log10(20) / 2])
+    # A near object entering the view does not recolour the rest of the scene.
+    scene = np.full((4, 4), 30.0, np.float32)
+    with_car = scene.copy()
+    with_car[0, 0] = 2.0
+    np.testing.assert_array_equal(codec.colorize_depth(scene, 100.0)[1:, 1:],
+                                  codec.colorize_depth(with_car, 100.0)[1:, 1:])
+
+
 # ----------------------------------------------------------------------------- buffers
 
 def _sweep(t_ms, frame='radar'):

@@ -2,8 +2,8 @@
 
 One row per keyframe (the first is the representative one), five panels a row, each with a
 title and, under it, a colour bar in metres. Depth is the node's colour map
-(:func:`rcdepth_ros.codec.colorize_depth`: inverse depth, turbo, scaled to the image's
-nearest depth); the radar points use the very same mapping, so a radar point and the depth
+(:func:`rcdepth_ros.codec.colorize_depth`: turbo on a fixed log scale from 1 m to the
+model's max depth); the radar points use the very same mapping, so a radar point and the depth
 under it have the same colour when they agree. Rendered with matplotlib's Agg canvas (no
 display, no pyplot state); the pixel size is fixed by :func:`figure_size`.
 """
@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from .. import geometry
-from ..codec import colorize_depth
+from ..codec import colorize_depth, depth_color_position
 
 PANELS = ('image', 'radar', 'depth', 'uncertainty', 'error')
 PANEL_WIDTH_IN = 3.6  # inches per panel
@@ -63,14 +63,6 @@ def _figure_inches(rows: int, height: int, width: int) -> tuple[float, float]:
             HEADER_IN + rows * (TITLE_IN + image_in + COLORBAR_IN))
 
 
-def inverse_depth_scale(depth: np.ndarray, max_depth: float) -> float:
-    """Return the normaliser of :func:`colorize_depth`: the image's largest inverse depth."""
-    valid = np.isfinite(depth) & (depth > 0)
-    if not valid.any():
-        return 1.0
-    return max(float((1.0 / np.maximum(depth[valid], 1e-3)).max()), 1.0 / max_depth)
-
-
 def _in_image(points: np.ndarray, K: np.ndarray, height: int, width: int
               ) -> tuple[np.ndarray, np.ndarray]:
     """Projected ``uv (M, 2)`` and ``depth (M,)`` of the points that land in the image."""
@@ -90,28 +82,20 @@ def _error_points(depth: np.ndarray, lidar_depth: np.ndarray
     return rows, cols, np.abs(np.clip(pred, 1e-3, ERROR_RANGE) - gt)
 
 
-def _depth_colorbar(fig, cax, scale: float) -> None:
+def _depth_colorbar(fig, cax, max_depth: float) -> None:
     from matplotlib import cm, colors
 
     mappable = cm.ScalarMappable(norm=colors.Normalize(0.0, 1.0), cmap='turbo')
     bar = fig.colorbar(mappable, cax=cax, orientation='horizontal')
-    # The right end is the nearest depth of the image (1 / scale); round depths to the left,
-    # skipping those that would crowd their neighbour.
-    positions, labels = [1.0], [f'{1.0 / scale:.1f}' if scale > 0.1 else f'{1.0 / scale:.0f}']
-    for d in _DEPTH_TICKS:
-        pos = 1.0 / (d * scale)
-        if 0.02 <= pos <= positions[-1] - 0.1:
-            positions.append(pos)
-            labels.append(f'{d:g}')
-    bar.set_ticks(positions)
-    bar.set_ticklabels(labels)
-    bar.set_label('depth (m), inverse scale')
+    ticks = [d for d in _DEPTH_TICKS if d <= max_depth]
+    bar.set_ticks(depth_color_position(np.array(ticks), max_depth))
+    bar.set_ticklabels([f'{d:g}' for d in ticks])
+    bar.set_label('depth (m), log scale')
 
 
 def _draw_row(fig, axes, caxes, row: FigureRow, max_depth: float) -> None:
     height, width = row.depth.shape
     dim = (row.rgb.astype(np.float32) * 0.45).astype(np.uint8)
-    scale = inverse_depth_scale(row.depth, max_depth)
     from matplotlib import colormaps
 
     turbo = colormaps['turbo']
@@ -124,16 +108,16 @@ def _draw_row(fig, axes, caxes, row: FigureRow, max_depth: float) -> None:
     ax = axes[1]
     ax.imshow(dim)
     uv, radar_depth = _in_image(row.radar_points, row.K, height, width)
-    ax.scatter(uv[:, 0], uv[:, 1], s=14, c=turbo(np.clip(1.0 / (radar_depth * scale), 0, 1)),
+    ax.scatter(uv[:, 0], uv[:, 1], s=14, c=turbo(depth_color_position(radar_depth, max_depth)),
                edgecolors='white', linewidths=0.3)
     ax.set_title(f'radar overlay ({len(radar_depth)} points in view)', fontsize=9)
-    _depth_colorbar(fig, caxes[1], scale)
+    _depth_colorbar(fig, caxes[1], max_depth)
 
     ax = axes[2]
     ax.imshow(np.ascontiguousarray(colorize_depth(row.depth, max_depth)[:, :, ::-1]))
     finite = np.isfinite(row.depth)
     ax.set_title(f'depth ({100.0 * finite.mean():.0f} % valid)', fontsize=9)
-    _depth_colorbar(fig, caxes[2], scale)
+    _depth_colorbar(fig, caxes[2], max_depth)
 
     ax = axes[3]
     sigma = np.where(np.isfinite(row.sigma), row.sigma, np.nan)
