@@ -16,7 +16,15 @@ if ! "$py" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 
   echo "setup: need CPython 3.10-3.13 (the ROS 2 Kilted wheels); found $("$py" --version)" >&2
   exit 1
 fi
-[ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+if [ ! -x "$venv/bin/python" ]; then
+  # torch's CUDA build makes the venv about 6.5 GB; say so before pip runs out of disk half-way.
+  free_kb="$(df -Pk "$root" | awk 'NR == 2 {print $4}')"
+  if [ "$free_kb" -lt $((7 * 1024 * 1024)) ]; then
+    echo "setup: .venv needs about 7 GB of disk, only $((free_kb / 1024)) MB are free here" >&2
+    exit 1
+  fi
+  "$py" -m venv "$venv"
+fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 echo "setup: installing pinned requirements into .venv (first run takes a few minutes)" >&2
 "$venv/bin/python" -m pip install -q -r requirements.txt
