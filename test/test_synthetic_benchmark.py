@@ -62,11 +62,15 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     assert written == int8['passed']  # the INT8 graph ships only through the gate
     unseen = json.loads((results / 'demo_weights_unseen_world.json').read_text())
     assert unseen['ranges']['0-80']['images'] > 0
-    # Finished stages are skipped on a second run; only the report is rebuilt.
+    # The demo stage ran once, in the demo run's lane (phase 2), and the demo phase skipped it.
+    assert done.stdout.count('demo weights: test evaluation') == 1
+    assert 'demo weights: done' in done.stdout
+    # Finished stages are skipped on a second run.
     again = _run(tmp_path, 'phase1', 'phase2')
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count(': done') == len(RUNS) + 1  # and the demo weights' run
-    assert 'training' not in again.stdout
+    # Every run, the demo weights' run and its demo stage.
+    assert again.stdout.count(': done') == len(RUNS) + 2
+    assert 'training' not in again.stdout and 'demo weights: test' not in again.stdout
 
 
 def test_a_stopped_training_run_is_never_marked_done(tmp_path):
