@@ -95,7 +95,7 @@ need_done() {  # need_done PHASE RUN...: fail unless every RUN is trained
 test_eval() {  # test_eval RUN: the test split at the run's best val checkpoint, once
   if [ ! -f "$RUNS/$1/test_metrics.json" ]; then
     log "$1: test evaluation"
-    $RC eval --checkpoint "$RUNS/$1" --data "$PREP" --split test \
+    $RC eval --checkpoint "$RUNS/$1" --data "$PREP" --split test --no-progress \
         --json "$RUNS/$1/test_metrics.json.part" > "$RUNS/$1/test_metrics.txt"
     mv "$RUNS/$1/test_metrics.json.part" "$RUNS/$1/test_metrics.json"
   fi
@@ -128,7 +128,7 @@ make_demo() {  # the demo weights from the xdrcdepth_demo run: once (a DEMO_DONE
   # A world the weights never saw (another seed): the shipped weights on all its scenes.
   world "$UNSEEN" 4242 "$UNSEEN_SCENES"
   prepare "$UNSEEN" "${UNSEEN}_prep" train
-  $RC eval --checkpoint "$DEMO_OUT" --data "${UNSEEN}_prep" --split train \
+  $RC eval --checkpoint "$DEMO_OUT" --data "${UNSEEN}_prep" --split train --no-progress \
       --json "$RESULTS/demo_weights_unseen_world.json" > "$RESULTS/demo_weights_unseen_world.txt"
   touch "$done_marker"
   log "demo weights: written to $DEMO_OUT"
