@@ -124,6 +124,33 @@ def test_teacher_without_sigma_has_null_uncertainty_and_camera_only(dataset):
     assert complete_metrics({}, (50.0,))['0-50']['mae'] is None
 
 
+def test_gap_to_a_reference_model_by_hand(dataset):
+    """Mean |depth - reference depth| per image, then over images: on each range's GT pixels
+    (both clamped like predictions) and on every pixel."""
+
+    class _Plus2(nn.Module):  # a teacher whose depth is the stored depth + 2 m
+        def forward(self, image, radar):
+            return _TeacherOut(image[:, :1] + 2.0)
+
+    gaps = evaluate_model(_Echo(), dataset, reference=_Plus2())['reference']
+    # A: GT 10, 20 -> gap 2 each; 60 -> 150 vs 152, both clamped to the range: gap 0. B: 2.
+    assert gaps['0-50'] == {'mae': pytest.approx(2.0), 'images': 2}
+    assert gaps['0-70']['mae'] == pytest.approx((4 / 3 + 2.0) / 2)
+    assert gaps['0-80']['mae'] == pytest.approx((4 / 3 + 2.0) / 2)
+    # Every pixel, clamped to 80 m: A has five pixels at 2 and the clamped one at 0.
+    assert gaps['every_pixel']['mae'] == pytest.approx((10 / 6 + 2.0) / 2)
+    assert 'reference' not in evaluate_model(_Echo(), dataset)
+    # The reference gets the radar even when the evaluated model is camera-only (its depth
+    # echoes the radar sum, 4 here), unless the reference itself is camera-only.
+    with_radar = [dict(d, radar=torch.ones(4, 2, 3)) for d in dataset]
+    own_radar = evaluate_model(_Echo(), with_radar, camera_only=True,
+                               reference=_Echo(with_sigma=False))['reference']
+    assert own_radar['0-50']['mae'] == pytest.approx(4.0)
+    zeroed = evaluate_model(_Echo(), with_radar, camera_only=True,
+                            reference=_Echo(with_sigma=False), reference_camera_only=True)
+    assert all(row['mae'] == 0.0 for row in zeroed['reference'].values())
+
+
 def test_spaced_indices():
     assert spaced_indices(10, 0) == list(range(10))
     assert spaced_indices(10, 3) == [0, 4, 9] or spaced_indices(10, 3) == [0, 5, 9]

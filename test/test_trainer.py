@@ -30,6 +30,7 @@ from rcdepth_ros.training.config import (
     load_train_config,
     resolve_config,
 )
+from rcdepth_ros.training.evaluate import evaluate_checkpoint
 from rcdepth_ros.training.trainer import (
     Trainer,
     TrainingDiverged,
@@ -263,7 +264,7 @@ def test_tiny_protocol_teacher_student_kd_eval_export(tiny_prepared, tmp_path, o
     report_path = tmp_path / 'eval' / 'student.json'
     code, out, err = _cli(['eval', '--checkpoint', str(runs / 'student'), '--data', root,
                            '--split', 'val', '--json', str(report_path), '--max-samples', '2',
-                           '--no-progress'])
+                           '--reference', str(runs / 'teacher'), '--no-progress'])
     assert code == 0, err
     report = json.loads(report_path.read_text())
     assert set(report['ranges']) == {'0-50', '0-70', '0-80'} and report['images'] == 2
@@ -273,15 +274,24 @@ def test_tiny_protocol_teacher_student_kd_eval_export(tiny_prepared, tmp_path, o
                 'd1', 'd2', 'd3', 'ause_rmse', 'ause_abs_rel', 'calib_1sigma', 'calib_2sigma'):
         assert isinstance(row[key], float) and np.isfinite(row[key]), key
     assert report['model']['variant'] == 'xdrcdepth' and report['model']['macs']['352x704'] > 0
-    assert 'mae' in out and 'ause_rmse' in out
+    assert 'mae' in out and 'ause_rmse' in out and 'mean |depth - reference depth|' in out
     code, out, err = _cli(['eval', '--checkpoint', str(runs / 'teacher' / 'best'), '--data', root,
                            '--split', 'val', '--json', str(tmp_path / 'teacher.json'),
-                           '--max-samples', '1', '--max-depths', '80', '--no-progress'])
+                           '--max-samples', '2', '--max-depths', '80', '--no-progress'])
     assert code == 0, err
     teacher_report = json.loads((tmp_path / 'teacher.json').read_text())
-    assert list(teacher_report['ranges']) == ['0-80'] and teacher_report['images'] == 1
+    assert list(teacher_report['ranges']) == ['0-80'] and teacher_report['images'] == 2
     assert teacher_report['ranges']['0-80']['ause_rmse'] is None
-    assert teacher_report['ranges']['0-80']['mae'] > 0
+    teacher_mae = teacher_report['ranges']['0-80']['mae']
+    assert teacher_mae > 0
+    # The student's gap to the teacher on the same GT pixels obeys the triangle inequality
+    # with the two MAEs against the GT (per pixel, so also per image and over images).
+    gap = report['reference']['0-80']['mae']
+    assert abs(row['mae'] - teacher_mae) - 1e-6 <= gap <= row['mae'] + teacher_mae + 1e-6
+    assert report['reference']['every_pixel']['mae'] > 0
+    itself = evaluate_checkpoint(runs / 'student', root, 'val', max_samples=1,
+                                 reference=runs / 'student')
+    assert itself['reference']['0-80']['mae'] == itself['reference']['every_pixel']['mae'] == 0
 
     export = tmp_path / 'models' / 'xd_tiny'
     code, out, err = _cli(['export', '--checkpoint', str(runs / 'student'), '--out', str(export),

@@ -31,6 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'backends on CPU)')
     parser.add_argument('--precision', choices=('fp32', 'int8'), default='fp32',
                         help='int8: the graph rcdepth quantize wrote next to exported weights')
+    parser.add_argument('--reference', default=None,
+                        help='another model (the teacher: run folder, checkpoint or export): '
+                             'also report the mean |depth - its depth|, on the GT pixels and '
+                             'on every pixel')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
 
 
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                                  dataroot=args.dataroot, max_samples=args.max_samples,
                                  camera_only=camera_only, device=args.device,
                                  progress=not args.no_progress, backend=args.backend,
-                                 precision=args.precision)
+                                 precision=args.precision, reference=args.reference)
     from ..training.evaluate import format_table
 
     model = report['model']
@@ -51,6 +55,14 @@ def run(args: argparse.Namespace) -> int:
           f'{args.split}: {report["images"]} images'
           + (' (camera only)' if report['camera_only'] else ''))
     print(format_table(report['ranges']))
+    if 'reference' in report:
+        from ..training.metrics import EVERY_PIXEL
+
+        gaps = report['reference']
+        per_range = ', '.join(f'{name} m {row["mae"]:.4f}' for name, row in gaps.items()
+                              if name not in ('checkpoint', EVERY_PIXEL))
+        print(f'mean |depth - reference depth| (reference {args.reference}): on the GT pixels '
+              f'{per_range}; on every pixel {gaps[EVERY_PIXEL]["mae"]:.4f} m')
     if args.json:
         print(f'wrote {args.json}')
     return 0

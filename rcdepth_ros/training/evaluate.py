@@ -27,6 +27,7 @@ from .metrics import (
     EVAL_RANGES,
     UNCERTAINTY_METRICS,
     MetricAccumulator,
+    reference_gap,
 )
 
 TABLE_METRICS = ('mae', 'rmse', 'abs_rel', 'sq_rel', 'rmse_log', 'log10', 'silog', 'd1', 'd2',
@@ -44,12 +45,16 @@ def spaced_indices(total: int, count: int) -> list[int]:
 def evaluate_model(model: nn.Module, dataset: Any, device: str | torch.device = 'cpu',
                    ranges: Sequence[float] = EVAL_RANGES, camera_only: bool = False,
                    indices: Sequence[int] | None = None, progress: bool = False,
-                   sparsification_steps: int = AUSE_STEPS) -> dict[str, Any]:
+                   sparsification_steps: int = AUSE_STEPS, reference: nn.Module | None = None,
+                   reference_camera_only: bool = False) -> dict[str, Any]:
     """Evaluate ``model`` on eval-mode ``dataset`` items; returns the result dict.
 
     Result: ``{'images': n, 'ranges': {'0-80': {metric: value | None, 'images': n,
     'pixels': total}}, 'has_uncertainty': bool}``. ``camera_only`` zeroes the radar input.
     Images are run one at a time (full eval window, no padding needed: multiples of 32).
+    With a ``reference`` model (a teacher; ``reference_camera_only`` zeroes its radar), the
+    result also has ``'reference': {'0-80': {'mae': ..., 'images': n}, ..., 'every_pixel':
+    {...}}``: the mean ``|depth - reference depth|`` per image (:func:`.metrics.reference_gap`).
     """
     from tqdm import tqdm
 
@@ -59,23 +64,38 @@ def evaluate_model(model: nn.Module, dataset: Any, device: str | torch.device = 
     if not indices:
         raise ValueError('nothing to evaluate: the split has no samples')
     accumulator = MetricAccumulator(ranges, sparsification_steps)
+    gaps = MetricAccumulator(ranges)
     has_sigma = None
+    if reference is not None:
+        reference_was_training = reference.training
+        reference.eval()
     try:
         for i in tqdm(indices, desc='eval', disable=not progress, leave=False):
             item = dataset[i]
             image = item['image'][None].to(device)  # (1, 3, H, W)
             radar = item['radar'][None].to(device)  # (1, 4, H, W)
-            if camera_only:
-                radar = torch.zeros_like(radar)
-            depth, sigma = depth_and_sigma(model(image, radar))  # (1, 1, H, W) each
+            no_radar = torch.zeros_like(radar)
+            depth, sigma = depth_and_sigma(model(image, no_radar if camera_only else radar))
+            # depth, sigma: (1, 1, H, W) each
             if has_sigma is None:
                 has_sigma = bool(torch.isfinite(sigma).any())
             accumulator.update(depth.cpu(), item['depth_single'][None],
                                sigma.cpu() if has_sigma else None)
+            if reference is not None:
+                ref_depth = depth_and_sigma(  # (1, 1, H, W)
+                    reference(image, no_radar if reference_camera_only else radar))[0]
+                gaps.add([reference_gap(depth[0, 0].cpu(), ref_depth[0, 0].cpu(),
+                                        item['depth_single'][0], ranges)])
     finally:
         model.train(was_training)
-    return {'images': len(indices), 'has_uncertainty': bool(has_sigma),
-            'ranges': complete_metrics(accumulator.compute(), ranges)}
+        if reference is not None:
+            reference.train(reference_was_training)
+    result = {'images': len(indices), 'has_uncertainty': bool(has_sigma),
+              'ranges': complete_metrics(accumulator.compute(), ranges)}
+    if reference is not None:
+        result['reference'] = {name: {'mae': row['mae'], 'images': row['images']}
+                               for name, row in gaps.compute().items()}
+    return result
 
 
 def complete_metrics(computed: dict[str, dict[str, float]], ranges: Sequence[float]
@@ -134,7 +154,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
                         json_path: str | Path | None = None, dataroot: str | Path | None = None,
                         max_samples: int = 0, camera_only: bool | None = None,
                         device: str = 'auto', progress: bool = False, backend: str = 'torch',
-                        precision: str = 'fp32') -> dict[str, Any]:
+                        precision: str = 'fp32', reference: str | Path | None = None
+                        ) -> dict[str, Any]:
     """Evaluate a training checkpoint or exported model on a prepared split (SPEC 5).
 
     ``camera_only`` None follows how the model was trained. Returns the report written to
@@ -142,6 +163,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     896x1600), data, protocol and ``ranges`` with every metric per range (uncertainty
     metrics ``None`` for models without sigma). ``backend`` / ``precision`` other than torch
     fp32 score the network as that runtime runs it on CPU (:func:`..quantize.backend_module`).
+    ``reference``: another model (the teacher) run in torch on the same frames, with its own
+    radar input; the report's ``reference`` holds how far the depth is from its depth.
     """
     from ..inference import resolve_device
     from ..models.macs import config_macs
@@ -162,7 +185,19 @@ def evaluate_checkpoint(checkpoint: str | Path, data_root: str | Path, split: st
     from ..quantize import backend_module
 
     scored = backend_module(model, config, checkpoint, backend, precision)
-    result = evaluate_model(scored, dataset, dev, ranges, camera_only, indices, progress)
+    ref_model, ref_info = None, {}
+    if reference is not None:
+        ref_model, _, ref_info = load_any_model(reference, device=dev)
+        if ref_info.get('focal_length_px') != info.get('focal_length_px'):
+            raise BadArgument(
+                f'the reference was trained at a focal length of '
+                f'{ref_info.get("focal_length_px")} px and the evaluated model at '
+                f'{info.get("focal_length_px")} px: they would not see the same frames')
+    result = evaluate_model(scored, dataset, dev, ranges, camera_only, indices, progress,
+                            reference=ref_model,
+                            reference_camera_only=bool(ref_info.get('camera_only', False)))
+    if reference is not None:
+        result['reference'] = {'checkpoint': str(reference), **result['reference']}
     height, width = dataset[indices[0]]['depth_single'].shape[-2:]
     report = {
         'checkpoint': str(checkpoint),

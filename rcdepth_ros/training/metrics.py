@@ -238,6 +238,33 @@ def evaluate_image(pred, gt, sigma=None, ranges: Sequence[float] = EVAL_RANGES,
     return result
 
 
+EVERY_PIXEL = 'every_pixel'
+"""Key of :func:`reference_gap`'s result over every pixel of the image, GT or not."""
+
+
+def reference_gap(pred, reference, gt, ranges: Sequence[float] = EVAL_RANGES
+                  ) -> dict[str, dict[str, float]]:
+    """Mean ``|pred - reference|`` of one image, both clamped as the metrics clamp predictions.
+
+    Per range on the pixels with valid GT (``{'0-80': {'mae': ...}}``, ranges without valid GT
+    left out), and on every pixel with both clamped to the largest range
+    (``{EVERY_PIXEL: {'mae': ...}}``): how close a student's depth is to a reference model's
+    (its teacher) where it is scored and where it is not.
+    """
+    result = {}
+    for max_depth in ranges:
+        if not valid_gt_mask(gt, max_depth).any():
+            continue
+        p, _ = _image_pair(pred, gt, max_depth)
+        q, _ = _image_pair(reference, gt, max_depth)
+        result[range_name(max_depth)] = {'mae': float(np.abs(p - q).mean())}
+    top = max(ranges)
+    p, q = (np.clip(np.nan_to_num(_as_numpy(a), nan=MIN_DEPTH, posinf=top, neginf=MIN_DEPTH),
+                    MIN_DEPTH, top) for a in (pred, reference))
+    result[EVERY_PIXEL] = {'mae': float(np.abs(p - q).mean())}
+    return result
+
+
 def evaluate_batch(pred, gt, sigma=None, ranges: Sequence[float] = EVAL_RANGES,
                    num_steps: int = AUSE_STEPS) -> list[dict[str, dict[str, float]]]:
     """:func:`evaluate_image` for each image of a batch ``(B, H, W)`` or ``(B, 1, H, W)``."""
