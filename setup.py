@@ -26,7 +26,7 @@ setup(
          + _share('config/*.xml')),
         ('share/' + PACKAGE + '/config/train', _share('config/train/*.yaml')),
         ('share/' + PACKAGE + '/models', _share('models/*.json') + _share('models/*.safetensors')
-         + _share('models/*.md')),
+         + _share('models/*.md') + _share('models/*.int8.onnx')),
     ],
     python_requires='>=3.10',
     install_requires=['setuptools'],
