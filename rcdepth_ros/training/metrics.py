@@ -41,8 +41,13 @@ def _image_pair(pred, gt, max_depth: float) -> tuple[np.ndarray, np.ndarray]:
     if max_depth <= MIN_DEPTH:
         raise ValueError(f'max_depth must be > {MIN_DEPTH}, got {max_depth}')
     valid = np.isfinite(gt) & (gt > MIN_DEPTH) & (gt <= max_depth)
-    p = np.nan_to_num(pred[valid], nan=MIN_DEPTH, posinf=max_depth, neginf=MIN_DEPTH)
-    return np.clip(p, MIN_DEPTH, max_depth), gt[valid]
+    return _clamp_prediction(pred[valid], max_depth), gt[valid]
+
+
+def _clamp_prediction(pred: np.ndarray, max_depth: float) -> np.ndarray:
+    """Predictions as scored: NaN -> 1e-3, +-inf -> the ends, clipped to ``[1e-3, max]``."""
+    p = np.nan_to_num(pred, nan=MIN_DEPTH, posinf=max_depth, neginf=MIN_DEPTH)
+    return np.clip(p, MIN_DEPTH, max_depth)
 
 
 def valid_gt_mask(gt, max_depth: float) -> np.ndarray:
@@ -259,8 +264,7 @@ def reference_gap(pred, reference, gt, ranges: Sequence[float] = EVAL_RANGES
         q, _ = _image_pair(reference, gt, max_depth)
         result[range_name(max_depth)] = {'mae': float(np.abs(p - q).mean())}
     top = max(ranges)
-    p, q = (np.clip(np.nan_to_num(_as_numpy(a), nan=MIN_DEPTH, posinf=top, neginf=MIN_DEPTH),
-                    MIN_DEPTH, top) for a in (pred, reference))
+    p, q = (_clamp_prediction(_as_numpy(a), top) for a in (pred, reference))
     result[EVERY_PIXEL] = {'mae': float(np.abs(p - q).mean())}
     return result
 
