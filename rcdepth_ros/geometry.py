@@ -292,7 +292,14 @@ def lidar_depth_image(points, T_cam_from_lidar, K, height: int, width: int,
     cam = transform_points(T_cam_from_lidar, pts[:, :3].astype(np.float64))  # (N, 3)
     uv, depth = project_points(cam, K)
     mask = in_image_mask(uv, depth, height, width, min_depth, border)
-    return rasterize_points(uv[mask], depth[mask], depth[mask], height, width)[0]
+    # The value is the depth itself, so the nearest point's value is the per-pixel minimum:
+    # ``rasterize_points``' result without its sort (which tie wins cannot matter).
+    rows, cols = pixel_indices(uv[mask])
+    inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
+    nearest = np.full(height * width, np.inf)
+    np.minimum.at(nearest, rows[inside] * width + cols[inside], depth[mask][inside])
+    nearest[np.isinf(nearest)] = 0.0
+    return nearest.reshape(height, width).astype(np.float32)
 
 
 def points_to_camera(points, T_cam_from_sensor) -> np.ndarray:

@@ -243,3 +243,30 @@ def test_rasterize_is_vectorised_on_large_clouds():
     r, c = np.rint(uv[:, 1]).astype(int), np.rint(uv[:, 0]).astype(int)
     ok = (r < 900) & (c < 1600)
     assert np.all(img[0, r[ok], c[ok]] <= depth[ok].astype(np.float32))
+
+
+def test_lidar_depth_image_is_the_per_pixel_minimum():
+    # Many points per pixel of a small image; the oracle is a plain loop over the points.
+    rng = np.random.default_rng(3)
+    H, W, n = 12, 16, 4000
+    Kc = np.array([[10.0, 0, W / 2], [0, 10.0, H / 2], [0, 0, 1]])
+    depth = rng.uniform(1.5, 50.0, n)
+    uv = rng.uniform(-2, [W + 1, H + 1], size=(n, 2))
+    pts = np.stack([(uv[:, 0] - W / 2) * depth / 10.0, (uv[:, 1] - H / 2) * depth / 10.0,
+                    depth], 1)
+    pts[::97, 2] = -3.0  # behind the camera: never drawn
+    got = g.lidar_depth_image(pts, np.eye(4), Kc, H, W, min_depth=1.0, border=1)
+    want = np.zeros((H, W), np.float32)
+    for (x, y, z) in pts:
+        if z <= 1.0:
+            continue
+        u, v = 10.0 * x / z + W / 2, 10.0 * y / z + H / 2
+        if not (1 < u < W - 1 and 1 < v < H - 1):
+            continue
+        r, c = int(np.rint(v)), int(np.rint(u))
+        if want[r, c] == 0 or z < want[r, c]:
+            want[r, c] = np.float32(z)
+    np.testing.assert_array_equal(got, want)
+    uvp, dp = g.project_points(pts, Kc)
+    m = g.in_image_mask(uvp, dp, H, W, 1.0, 1)
+    np.testing.assert_array_equal(got, g.rasterize_points(uvp[m], dp[m], dp[m], H, W)[0])

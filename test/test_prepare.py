@@ -79,6 +79,34 @@ def test_points_in_boxes_matches_devkit():
         assert 50 < ours.sum() < 3000
 
 
+def test_points_in_each_box_matches_devkit_per_box_and_within_spans():
+    from nuscenes.utils.data_classes import Box
+    from nuscenes.utils.geometry_utils import points_in_box
+    from pyquaternion import Quaternion
+
+    rng = np.random.default_rng(4)
+    points = rng.uniform(-6, 6, (5000, 3))
+    points = points[np.argsort(points[:, 0])]  # sorted along x, as a cached sweep
+    boxes = [Box([x, y, 0.2], [1.8, 4.5, 1.6], Quaternion(axis=[0, 0, 1], angle=yaw))
+             for x, y, yaw in ((-3.0, 1.0, 0.4), (2.5, -2.0, -1.2), (2.0, 2.5, 2.9))]
+    as_tuples = [(b.center, b.rotation_matrix, b.wlh) for b in boxes]
+    theirs = [np.flatnonzero(points_in_box(b, points.T, wlh_factor=1.2)) for b in boxes]
+    ours = gt.points_in_each_box(points, as_tuples, 1.2)
+    for mine, truth in zip(ours, theirs):
+        np.testing.assert_array_equal(mine, truth)
+        assert truth.size > 20
+    # Spans limit each box to a slice: the slice of x within the box's reach keeps every hit,
+    # a slice that misses it finds none.
+    reach = [np.searchsorted(points[:, 0], [b.center[0] - 3.5, b.center[0] + 3.5])
+             for b in boxes]
+    spans = np.array(reach[:2] + [[0, 10]])
+    limited = gt.points_in_each_box(points, as_tuples, 1.2, spans=spans)
+    np.testing.assert_array_equal(limited[0], theirs[0])
+    np.testing.assert_array_equal(limited[1], theirs[1])
+    assert limited[2].size == 0
+    assert gt.points_in_each_box(points, []) == []
+
+
 def test_storage_round_trip(tmp_path):
     rng = np.random.default_rng(2)
     depth = rng.uniform(0, 120, (30, 50)).astype(np.float32)
@@ -492,3 +520,31 @@ def test_dataset_over_prepared_world(prepared):
     assert item['depth_dense'].shape == (1, (height - round(4 * height / 900)) // 32 * 32,
                                          width // 32 * 32)
     assert set(torch.unique(item['confidence_gt']).tolist()) <= {0.0, 1.0}
+
+
+def test_bench_prepare_times_fast_reference_and_a_baseline_checkout(world, tmp_path, capsys):
+    """bench-prepare: the fast path's dense GT against SciPy's qhull interpolation (oracle),
+    and a baseline checkout (this one) timed in its own worker process."""
+    dataroot, split = world
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / 'bench.json'
+    code, text = _cli(['bench-prepare', '--dataroot', str(dataroot), '--version', SIM_VERSION,
+                       '--split', split, '--samples', '2', '--accumulate-sweeps', '2',
+                       '--baseline', str(repo), '--json', str(out)])
+    assert code == 0, text
+    result = json.loads(out.read_text())
+    assert result['samples'] == 2 and len(result['per_sample']) == 2
+    assert result['pixels_over_1cm'] == 0 and result['valid_pixels_rel_diff'] < 0.01
+    assert all(row['same_accumulated'] for row in result['per_sample'])
+    times = [row['baseline_s'] for row in result['per_sample']]
+    assert all(t > 0 for t in times)
+    assert result['median_baseline_s'] == pytest.approx(float(np.median(times)))
+    assert result['speedup_vs_baseline'] == pytest.approx(
+        result['median_baseline_s'] / result['median_fast_s'])
+    assert 'fast path' in text and 'x faster' in text
+    # Not a checkout of the package: one line, no traceback.
+    code, _ = _cli(['bench-prepare', '--dataroot', str(dataroot), '--version', SIM_VERSION,
+                    '--split', split, '--samples', '1', '--baseline', str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code != 0 and 'is not a checkout of this package' in err
+    assert 'Traceback' not in err

@@ -63,46 +63,63 @@ def _rasterize_triangles(points: np.ndarray, values: np.ndarray, triangles: np.n
     """Write the linear interpolant of each triangle into the pixels of ``fill`` it covers.
 
     ``points (N, 2)`` (row, col), ``values (N,)``, ``triangles (T, 3)``; ``out`` and ``fill``
-    are ``(H, W)``. Every pixel centre inside (or on the edge of) a triangle gets the
-    barycentric blend of its corners; on a shared edge both triangles give the same value.
+    are ``(H, W)``. Every pixel centre inside (or on the edge of) a triangle gets the value of
+    the plane through its corners; on a shared edge both triangles give the same value.
+    Scanline rasterisation: each triangle's rows, then the columns between its edges on each.
     """
-    a, b, c = (points[triangles[:, k]] for k in range(3))  # (T, 2) each
-    lo = np.ceil(np.minimum(np.minimum(a, b), c) - 1e-9).astype(np.int64)  # (T, 2)
-    hi = np.floor(np.maximum(np.maximum(a, b), c) + 1e-9).astype(np.int64)
-    lo = np.maximum(lo, 0)
-    hi = np.minimum(hi, np.array(out.shape) - 1)
-    # Skip triangles that cannot hold a pixel to fill: those within a 2 x 2 pixel block (three
-    # corners of a unit square: the only pixel centres inside are their own vertices; most
-    # triangles where the LiDAR is dense), and those whose bounding box holds no pixel to
-    # fill (counted with a summed-area table).
+    height, width = out.shape
+    # Skip triangles within a 2 x 2 pixel block, on the vertices' own pixels: three corners
+    # of a unit square hold no pixel centre but their vertices (most triangles where the
+    # LiDAR is dense).
+    pix = np.rint(points).astype(np.int32)  # (N, 2)
+    pa, pb, pc = (pix[triangles[:, k]] for k in range(3))  # (T, 2) each
+    extent = np.maximum(np.maximum(pa, pb), pc) - np.minimum(np.minimum(pa, pb), pc)
+    triangles = triangles[(extent[:, 0] > 1) | (extent[:, 1] > 1)]
+    # Corners ordered by row: top (r0, c0), middle (r1, c1), bottom (r2, c2).
+    triangles = np.take_along_axis(triangles, np.argsort(points[triangles, 0], axis=1), 1)
+    (r0, c0), (r1, c1), (r2, c2) = (points[triangles[:, k]].T for k in range(3))  # (T,) each
+    v0, v1, v2 = (values[triangles[:, k]] for k in range(3))
+    row_lo = np.maximum(np.ceil(r0 - 1e-9), 0).astype(np.int64)
+    row_hi = np.minimum(np.floor(r2 + 1e-9), height - 1).astype(np.int64)
+    col_lo = np.maximum(np.ceil(np.minimum(np.minimum(c0, c1), c2) - 1e-9), 0).astype(np.int64)
+    col_hi = np.minimum(np.floor(np.maximum(np.maximum(c0, c1), c2) + 1e-9),
+                        width - 1).astype(np.int64)
+    # Skip triangles whose bounding box holds no pixel to fill (a summed-area table).
     table = np.pad(np.cumsum(np.cumsum(fill, 0, dtype=np.int64), 1), ((1, 0), (1, 0)))
-    r0, c0 = lo[:, 0], lo[:, 1]
-    r1, c1 = np.maximum(hi[:, 0] + 1, r0), np.maximum(hi[:, 1] + 1, c0)
-    todo = (table[r1, c1] - table[r0, c1] - table[r1, c0] + table[r0, c0]) > 0  # (T,)
-    pixels = np.rint(np.stack([a, b, c]))  # (3, T, 2) the vertices' own pixels
-    todo &= np.any(pixels.max(axis=0) - pixels.min(axis=0) > 1, axis=1)
-    triangles, a, b, c, lo, hi = (x[todo] for x in (triangles, a, b, c, lo, hi))
-    span = np.maximum(hi - lo + 1, 0)  # (T, 2) rows, cols of each bounding box
-    count = span[:, 0] * span[:, 1]  # (T,)
-    tri = np.repeat(np.arange(len(triangles)), count)  # (P,) candidate pixel -> triangle
-    local = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)  # (P,)
-    rows = lo[tri, 0] + local // span[tri, 1]
-    cols = lo[tri, 1] + local % span[tri, 1]
-    wanted = fill[rows, cols]
-    tri, rows, cols = tri[wanted], rows[wanted], cols[wanted]
-    # Barycentric coordinates as affine functions of (row, col), one set per triangle.
-    det = (b[:, 0] - c[:, 0]) * (a[:, 1] - c[:, 1]) + (c[:, 1] - b[:, 1]) * (a[:, 0] - c[:, 0])
-    coef = np.stack([(c[:, 1] - b[:, 1]) / det, (b[:, 0] - c[:, 0]) / det,
-                     (a[:, 1] - c[:, 1]) / det, (c[:, 0] - a[:, 0]) / det], 1)  # (T, 4)
-    dr, dc = rows - c[tri, 0], cols - c[tri, 1]  # (P,)
-    k = coef[tri]  # (P, 4)
-    l1 = k[:, 0] * dr + k[:, 1] * dc
-    l2 = k[:, 2] * dr + k[:, 3] * dc
-    l3 = 1.0 - l1 - l2
-    inside = (l1 >= -1e-9) & (l2 >= -1e-9) & (l3 >= -1e-9)
-    corner = values[triangles[tri[inside]]]  # (p, 3)
-    out[rows[inside], cols[inside]] = (corner[:, 0] * l1[inside] + corner[:, 1] * l2[inside]
-                                       + corner[:, 2] * l3[inside])
+    end_r, end_c = np.maximum(row_hi + 1, row_lo), np.maximum(col_hi + 1, col_lo)
+    todo = (table[end_r, end_c] - table[row_lo, end_c] - table[end_r, col_lo]
+            + table[row_lo, col_lo]) > 0  # (T,)
+    r0, c0, r1, c1, r2, c2, v0, v1, v2, row_lo, row_hi, col_lo, col_hi = (
+        x[todo] for x in (r0, c0, r1, c1, r2, c2, v0, v1, v2, row_lo, row_hi, col_lo, col_hi))
+    with np.errstate(divide='ignore', invalid='ignore'):  # a flat edge has no rows of its own
+        slope_long, slope_top, slope_bottom = (
+            np.nan_to_num(dc / dr, nan=0.0, posinf=0.0, neginf=0.0)
+            for dc, dr in ((c2 - c0, r2 - r0), (c1 - c0, r1 - r0), (c2 - c1, r2 - r1)))
+    # The plane through the corners: value = v0 + grad_r (row - r0) + grad_c (col - c0).
+    det = (r1 - r0) * (c2 - c0) - (r2 - r0) * (c1 - c0)
+    grad_r = ((v1 - v0) * (c2 - c0) - (v2 - v0) * (c1 - c0)) / det
+    grad_c = ((r1 - r0) * (v2 - v0) - (r2 - r0) * (v1 - v0)) / det
+    rows_each = np.maximum(row_hi - row_lo + 1, 0)  # (T,)
+    tri = np.repeat(np.arange(len(r0)), rows_each)  # (Q,) row of a triangle -> triangle
+    row = row_lo[tri] + np.arange(tri.size) - np.repeat(np.cumsum(rows_each) - rows_each,
+                                                        rows_each)
+    down = row - r0[tri]  # (Q,)
+    x_long = c0[tri] + down * slope_long[tri]  # where the row crosses the top-bottom edge
+    x_short = np.where(row < r1[tri], c0[tri] + down * slope_top[tri],
+                       c1[tri] + (row - r1[tri]) * slope_bottom[tri])
+    col_first = np.maximum(np.ceil(np.minimum(x_long, x_short) - 1e-9).astype(np.int64),
+                           col_lo[tri])
+    col_last = np.minimum(np.floor(np.maximum(x_long, x_short) + 1e-9).astype(np.int64),
+                          col_hi[tri])
+    cols_each = np.maximum(col_last - col_first + 1, 0)  # (Q,)
+    span = np.repeat(np.arange(tri.size), cols_each)  # (P,) pixel -> row of a triangle
+    col = col_first[span] + np.arange(span.size) - np.repeat(np.cumsum(cols_each) - cols_each,
+                                                             cols_each)
+    wanted = fill.ravel()[row[span] * width + col]
+    span, col = span[wanted], col[wanted]
+    owner = tri[span]
+    out[row[span], col] = (v0[owner] + grad_r[owner] * down[span]
+                           + grad_c[owner] * (col - c0[owner]))
 
 
 def interpolate_depth(sparse: np.ndarray, method: str = 'triangle') -> np.ndarray:
@@ -209,18 +226,47 @@ def points_in_boxes(points: np.ndarray, boxes: list[tuple[np.ndarray, np.ndarray
     """
     points = np.asarray(points, np.float64).reshape(-1, 3)
     inside = np.zeros(points.shape[0], bool)
-    for center, rotation, wlh in boxes:
-        half = 0.5 * scale * np.array([wlh[1], wlh[0], wlh[2]])  # (3,) along box x, y, z
-        # Cheap slab test on x first: most points are far from any given box.
-        radius = float(np.sqrt(np.sum(half ** 2)))
-        near = np.flatnonzero(np.abs(points[:, 0] - center[0]) <= radius)  # (n,)
-        near = near[np.all(np.abs(points[near, 1:] - center[1:]) <= radius, axis=1)]
-        if near.size == 0:
-            continue
-        local = (points[near] - center) @ rotation  # (n, 3) in the box frame
-        inside[near[np.all(np.abs(local) <= half, axis=1)]] = True
+    for hits in points_in_each_box(points, boxes, scale):
+        inside[hits] = True
     return inside
 
+
+def points_in_each_box(points: np.ndarray, boxes: list, scale: float = 1.0,
+                       spans: np.ndarray | None = None) -> list[np.ndarray]:
+    """Return the indices of the points inside each box: one sorted int array per box.
+
+    Points and boxes as in :func:`points_in_boxes` (the one inside rule). ``spans`` ``(B, 2)``
+    optionally limits box ``b`` to the points ``spans[b, 0]:spans[b, 1]`` (those outside the
+    range are known to be outside the box, e.g. a slice of a cloud sorted along x). All boxes
+    are tested in one vectorised pass.
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 3)
+    if not boxes:
+        return []
+    count = len(boxes)
+    if spans is None:
+        spans = np.tile([0, points.shape[0]], (count, 1))
+    lo = np.asarray(spans, np.int64)[:, 0]
+    sizes = np.maximum(np.asarray(spans, np.int64)[:, 1] - lo, 0)  # (B,)
+    which = np.repeat(np.arange(count), sizes)  # (n,) candidate -> box
+    index = np.arange(sizes.sum()) + np.repeat(lo - (np.cumsum(sizes) - sizes), sizes)  # (n,)
+    centers = np.array([np.asarray(box[0], np.float64) for box in boxes])  # (B, 3)
+    rotations = np.array([np.asarray(box[1], np.float64) for box in boxes])  # (B, 3, 3)
+    halves = np.array([_box_half(box[2], scale) for box in boxes])  # (B, 3)
+    radius = np.linalg.norm(halves, axis=1)  # (B,)
+    # Cheap bounding-sphere test first, one axis at a time: most candidates are far from
+    # their box.
+    for axis in range(3):
+        near = np.abs(points[index, axis] - centers[which, axis]) <= radius[which]
+        index, which = index[near], which[near]
+    offset = points[index] - centers[which]  # (n, 3)
+    local = np.einsum('ni,nij->nj', offset, rotations[which])  # (n, 3) in the box frame
+    limit = halves[which]  # (n, 3)
+    inside = ((np.abs(local[:, 0]) <= limit[:, 0]) & (np.abs(local[:, 1]) <= limit[:, 1])
+              & (np.abs(local[:, 2]) <= limit[:, 2]))
+    index, which = index[inside], which[inside]
+    bounds = np.searchsorted(which, np.arange(count + 1))  # ``which`` is sorted by box
+    return [index[bounds[b]:bounds[b + 1]] for b in range(count)]
 
 
 def _box_half(wlh: np.ndarray, scale: float) -> np.ndarray:
@@ -248,15 +294,23 @@ def ray_box_interval(directions: np.ndarray, box: tuple, scale: float = 1.0,
     half = _box_half(wlh, scale)
     origin = -np.asarray(center, np.float64) @ rotation  # (3,) the origin in the box frame
     local = np.asarray(directions, np.float64) @ rotation  # (N, 3)
-    with np.errstate(divide='ignore', invalid='ignore'):
-        t1 = (-half - origin) / local
-        t2 = (half - origin) / local
-    # A ray parallel to a slab is inside it for every t, or for none.
-    parallel = local == 0
-    slab_in = np.abs(origin) <= half  # (3,)
-    t_lo = np.where(parallel, np.where(slab_in, -np.inf, np.inf), np.minimum(t1, t2))
-    t_hi = np.where(parallel, np.where(slab_in, np.inf, -np.inf), np.maximum(t1, t2))
-    return t_lo.max(axis=1), t_hi.min(axis=1)
+    enter = np.full(local.shape[0], -np.inf)
+    leave = np.full(local.shape[0], np.inf)
+    for axis in range(3):  # one slab at a time (cheaper than reductions over a length-3 axis)
+        step, start, size = local[:, axis], origin[axis], half[axis]
+        with np.errstate(divide='ignore', invalid='ignore'):
+            t1 = (-size - start) / step
+            t2 = (size - start) / step
+        low, high = np.minimum(t1, t2), np.maximum(t1, t2)
+        # A ray parallel to a slab is inside it for every t, or for none.
+        parallel = step == 0
+        if parallel.any():
+            slab_in = abs(start) <= size
+            low[parallel] = -np.inf if slab_in else np.inf
+            high[parallel] = np.inf if slab_in else -np.inf
+        np.maximum(enter, low, out=enter)
+        np.minimum(leave, high, out=leave)
+    return enter, leave
 
 
 def rays_blocked_by_boxes(points: np.ndarray, boxes: list, scale: float = 1.0) -> np.ndarray:
@@ -268,16 +322,19 @@ def rays_blocked_by_boxes(points: np.ndarray, boxes: list, scale: float = 1.0) -
     """
     points = np.asarray(points, np.float64).reshape(-1, 3)
     hidden = np.zeros(points.shape[0], bool)
-    norms = np.linalg.norm(points, axis=1)  # (N,)
-    for box in boxes:
-        center = np.asarray(box[0], np.float64)
+    if not boxes:
+        return hidden
+    norms = np.sqrt(np.einsum('ij,ij->i', points, points))  # (N,)
+    centers = np.array([np.asarray(box[0], np.float64) for box in boxes])  # (B, 3)
+    along = centers @ points.T  # (B, N) one product for every box's cone test
+    for k, box in enumerate(boxes):
         # Cheap cone test first: only points seen within the box's bounding sphere matter.
         radius = float(np.linalg.norm(_box_half(box[2], scale)))
-        distance = float(np.linalg.norm(center))
+        distance = float(np.linalg.norm(centers[k]))
         near = np.arange(points.shape[0])
         if distance > radius:
             cos_cone = np.sqrt(1.0 - (radius / distance) ** 2)
-            near = np.flatnonzero(points @ center >= cos_cone * distance * norms)  # (n,)
+            near = np.flatnonzero(along[k] >= (cos_cone * distance) * norms)  # (n,)
         if near.size == 0:
             continue
         enter, leave = ray_box_interval(points[near], box, scale)  # segment: t in [0, 1]

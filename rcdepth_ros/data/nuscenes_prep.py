@@ -284,7 +284,11 @@ def _load_sweep(nusc, sd: dict, box_scale: float) -> _Sweep:
     calib, pose = _pose_chain(nusc, sd)
     T_ego_from_lidar = geometry.record_transform(calib)
     points_ego = geometry.transform_points(T_ego_from_lidar, points.astype(np.float64))
-    keep = ~np.all((points_ego >= EGO_BOX[0]) & (points_ego <= EGO_BOX[1]), axis=1)
+    low, high = EGO_BOX
+    in_ego_box = np.ones(len(points_ego), bool)
+    for axis in range(3):
+        column = points_ego[:, axis]
+        in_ego_box &= (column >= low[axis]) & (column <= high[axis])
     movable = {}
     for box in nusc.get_boxes(sd['token']):
         if box.name is None or not gt.category_matches(box.name, gt.MOVABLE_CATEGORIES):
@@ -292,21 +296,24 @@ def _load_sweep(nusc, sd: dict, box_scale: float) -> _Sweep:
         instance = nusc.get('sample_annotation', box.token)['instance_token']
         movable[instance] = (np.asarray(box.center, np.float64), box.rotation_matrix,
                              np.asarray(box.wlh, np.float64))
-    points_ego = points_ego[keep]
-    points_ego = points_ego[np.argsort(points_ego[:, 0], kind='stable')]  # by x, for lookups
+    points_ego = points_ego[~in_ego_box]
+    # Ordered by whole metres of x (a stable radix sort), so that the points near a box are a
+    # slice found by binary search.
+    x_bins = np.clip(np.floor(points_ego[:, 0]), -32000, 32000).astype(np.int16)
+    order = np.argsort(x_bins, kind='stable')
+    points_ego, x_bins = points_ego[order], x_bins[order]
     T_global_from_ego = geometry.record_transform(pose)
     T_ego_from_global = geometry.invert_transform(T_global_from_ego)
     # Which points each object's box holds does not depend on the keyframe: computed once,
-    # on the slice of points whose x is within the box's bounding sphere.
-    inside = {}
-    for instance, box in movable.items():
-        center, rotation, wlh = _box_to_frame(box, T_ego_from_global)
-        radius = 0.5 * box_scale * float(np.linalg.norm(wlh))
-        lo, hi = np.searchsorted(points_ego[:, 0], [center[0] - radius, center[0] + radius])
-        hits = gt.points_in_boxes(points_ego[lo:hi], [(center, rotation, wlh)],
-                                  scale=box_scale)
-        if hits.any():
-            inside[instance] = lo + np.flatnonzero(hits)
+    # on the slices of points whose x is within the boxes' bounding spheres.
+    instances = list(movable)
+    boxes = [_box_to_frame(movable[i], T_ego_from_global) for i in instances]
+    radius = np.array([0.5 * box_scale * float(np.linalg.norm(box[2])) for box in boxes])
+    centers_x = np.array([box[0][0] for box in boxes]).reshape(-1)
+    spans = np.stack([np.searchsorted(x_bins, np.floor(centers_x - radius), 'left'),
+                      np.searchsorted(x_bins, np.floor(centers_x + radius), 'right')], 1)
+    hits = gt.points_in_each_box(points_ego, boxes, scale=box_scale, spans=spans)
+    inside = {i: h for i, h in zip(instances, hits) if h.size}
     return _Sweep(points_ego, T_global_from_ego, T_ego_from_lidar, int(sd['timestamp']),
                   movable, inside)
 
@@ -530,13 +537,12 @@ def prepare_sample(nusc, sample_token: str, options: PrepareOptions) -> Prepared
                                    gt.CONFIDENCE_BOX_CATEGORIES)
     in_image_global = radar_global[inside]  # (M, 3)
     regions: list = [None] * len(in_image_global)
-    for center, rotation, wlh in boxes_global:
-        hits = gt.points_in_boxes(in_image_global, [(center, rotation, wlh)],
-                                  scale=options.radar_box_scale)  # (M,)
-        todo = [i for i in np.flatnonzero(hits) if regions[i] is None]  # first box wins
+    hits_by_box = gt.points_in_each_box(in_image_global, boxes_global,
+                                        scale=options.radar_box_scale)
+    for box, hits in zip(boxes_global, hits_by_box):
+        todo = [i for i in hits if regions[i] is None]  # first box wins
         if todo:
-            corners = geometry.transform_points(T_cam_from_global,
-                                                gt.box_corners((center, rotation, wlh)))
+            corners = geometry.transform_points(T_cam_from_global, gt.box_corners(box))
             region = gt.box_region_2d(corners, K, height, width)
             for i in todo:
                 regions[i] = region
