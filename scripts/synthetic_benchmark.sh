@@ -127,8 +127,8 @@ make_demo() {  # the demo weights from the xdrcdepth_demo run: once (a DEMO_DONE
       --json "$RESULTS/demo_weights_int8.json" > "$RESULTS/demo_weights_int8.txt"
   # A world the weights never saw (another seed): the shipped weights on all its scenes.
   world "$UNSEEN" 4242 "$UNSEEN_SCENES"
-  prepare "$UNSEEN" "${UNSEEN}_prep" train
-  $RC eval --checkpoint "$DEMO_OUT" --data "${UNSEEN}_prep" --split train --no-progress \
+  prepare "$UNSEEN" "${UNSEEN}_prep" all
+  $RC eval --checkpoint "$DEMO_OUT" --data "${UNSEEN}_prep" --split all --no-progress \
       --json "$RESULTS/demo_weights_unseen_world.json" > "$RESULTS/demo_weights_unseen_world.txt"
   touch "$done_marker"
   log "demo weights: written to $DEMO_OUT"

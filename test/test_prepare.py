@@ -548,3 +548,12 @@ def test_bench_prepare_times_fast_reference_and_a_baseline_checkout(world, tmp_p
     err = capsys.readouterr().err
     assert code != 0 and 'is not a checkout of this package' in err
     assert 'Traceback' not in err
+
+
+def test_split_all_is_every_scene_of_the_splits(world, nusc):
+    from rcdepth_ros.data.nuscenes_prep import split_scene_names
+
+    splits = json.loads((world[0] / 'splits.json').read_text())  # the simulator's own split
+    every = [name for names in splits.values() for name in names]
+    assert sorted(split_scene_names(nusc, 'all')) == sorted(every)
+    assert split_scene_names(nusc, 'all') == [s['name'] for s in nusc.scene]

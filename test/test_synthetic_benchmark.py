@@ -61,7 +61,11 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     written = (tmp_path / 'demo' / 'xd.int8.onnx').is_file()
     assert written == int8['passed']  # the INT8 graph ships only through the gate
     unseen = json.loads((results / 'demo_weights_unseen_world.json').read_text())
-    assert unseen['ranges']['0-80']['images'] > 0
+    # Every keyframe of every scene of the unseen world (the devkit's scene table; a scene's
+    # last keyframe has no following sweeps to accumulate and is not prepared).
+    scenes = json.loads((tmp_path / 'unseen' / 'v1.0-sim' / 'scene.json').read_text())
+    assert unseen['ranges']['0-80']['images'] == sum(s['nbr_samples'] - 1 for s in scenes)
+    assert unseen['data']['split'] == 'all'
     # The demo stage ran once, in the demo run's lane (phase 2), and the demo phase skipped it.
     assert done.stdout.count('demo weights: test evaluation') == 1
     assert 'demo weights: done' in done.stdout

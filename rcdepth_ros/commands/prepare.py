@@ -18,7 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='table version: v1.0-trainval, v1.0-test, v1.0-mini, or any '
                              'folder of the dataroot (synthetic world)')
     parser.add_argument('--split', required=True,
-                        help='train, val or test (splits.json at the dataroot wins if present)')
+                        help='train, val, test, or all (every scene of the version); '
+                             'splits.json at the dataroot wins if present')
     parser.add_argument('--out', required=True, help='output folder (OUT/<split>/<token>/)')
     parser.add_argument('--workers', type=int, default=0,
                         help='worker processes (0 or 1: in this process)')

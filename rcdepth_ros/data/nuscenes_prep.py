@@ -103,12 +103,20 @@ def _custom_splits(dataroot: str | Path, version: str) -> dict | None:
     return None
 
 
+ALL_SCENES = 'all'  # the split name for every scene of a version
+
+
 def split_scene_names(nusc, split: str) -> list[str]:
-    """Return the names of the split's scenes present in ``nusc``, in split order."""
+    """Return the names of the split's scenes present in ``nusc``, in split order.
+
+    ``'all'`` (unless a splits.json defines it) is every scene of the table, in table order.
+    """
     from nuscenes.utils.splits import create_splits_scenes
 
     version = nusc.version
     custom = _custom_splits(nusc.dataroot, version)
+    if split == ALL_SCENES and (custom is None or ALL_SCENES not in custom):
+        return [s['name'] for s in nusc.scene]
     if custom is not None:
         if split not in custom:
             raise BadArgument(f'split {split!r} not in splits.json (has {sorted(custom)})')
