@@ -180,7 +180,11 @@ for phase in "${PHASES[@]}"; do
         cp "$RUNS/$run/history.jsonl" "$RESULTS/$run.history.jsonl"
       done
       note="Made by \`bash scripts/synthetic_benchmark.sh\` (profile $PROFILE, test split,\
- 0-80 m against single-scan LiDAR, checkpoints chosen on val), $(date -u +%F)."
+ 0-80 m against single-scan LiDAR, checkpoints chosen on val), $(date -u +%F). Learning curves\
+ (val MAE 0-80 m against step): [$RESULTS/learning_curves.png]($RESULTS/learning_curves.png).\
+ What limits the missed targets, with the evidence: docs/TRAINING.md, \"Why the distillation\
+ gains nothing in this budget\". The shipped demo weights are not a row here (3,000 distilled\
+ steps): see below."
       $PY -m rcdepth_ros.training.report "$RUNS" --runs "${runs[@]}" --note "$note" \
           --curves "$RESULTS/learning_curves.png" ${README_OUT:+--readme "$README_OUT"} \
           | tee "$RESULTS/results.md"
