@@ -101,6 +101,15 @@ def test_targets_name_each_met_or_missed(tmp_path):
         'xdrcdepth_kd_s0 uncertainty': 'missed',  # 86 % within 1 sigma > 85 %
     }
     assert '3.000 vs 3.500 m, 14.3 % lower' in lines[1]
+    assert '3.900 vs 4.000 m, 2.5 % lower' in lines[2]
+
+
+def test_a_kd_run_worse_than_without_reads_higher(tmp_path):
+    _write_row(tmp_path, 'lircdepth_nokd', 4.0)
+    _write_row(tmp_path, 'lircdepth_kd', 4.12)  # (4.0 - 4.12) / 4.0 = -3 %
+    lines = report.targets(report.load_reports(tmp_path, ['lircdepth_nokd', 'lircdepth_kd']))
+    line = next(text for text in lines if 'lircdepth with its KD' in text)
+    assert line.startswith('- **missed**') and line.endswith('4.120 vs 4.000 m, 3.0 % higher')
 
 
 def test_targets_without_their_runs_are_not_measured(tmp_path):

@@ -156,8 +156,8 @@ def targets(reports: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(line(None, text))
         else:
             gain = (nokd - kd) / nokd
-            lines.append(line(gain >= KD_GAIN, f'{text}: {kd:.3f} vs {nokd:.3f} m, '
-                                               f'{100 * gain:.1f} % lower'))
+            change = f'{100 * abs(gain):.1f} % {"lower" if gain >= 0 else "higher"}'
+            lines.append(line(gain >= KD_GAIN, f'{text}: {kd:.3f} vs {nokd:.3f} m, {change}'))
     d1 = _group_mean(reports, 'xdrcdepth_kd', 'd1')
     xd_mae = _group_mean(reports, 'xdrcdepth_kd', 'mae')
     text = (f'distilled XD-RCDepth delta1 >= {DISTILLED_XD["d1"]} and MAE <= '
