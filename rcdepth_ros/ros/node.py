@@ -366,7 +366,7 @@ class RcDepthNode(LifecycleNode):
             pubs['processing_time'].publish(Float32(data=float(total_ms)))
             pubs['model_time'].publish(Float32(data=float(result.model_ms)))
             self.stats.frame_done(total_ms, result.model_ms,
-                                  int(np.count_nonzero(result.radar_image[0])))
+                                  int(np.count_nonzero(result.radar_image[0] > 0)))
         if self._fused_pub is not None:
             self._publish_fused(pairs, results)
         self.stats.uncompensated = self._assembler.counts[counters.FRAMES_UNCOMPENSATED]
