@@ -2,7 +2,7 @@
 
 The reference is the corrected slow path: Qhull + ``LinearNDInterpolator`` for the dense GT
 and no sweep cache (every sample reads and annotates its own +-N LiDAR sweeps). The fast path
-is what ``prepare`` runs: Triangle + direct rasterisation and the per-process sweep cache. Both
+is what ``prepare`` runs: Triangle + scanline rasterisation and the per-process sweep cache. Both
 run on the same samples, interleaved (reference then fast, sample by sample, so load on the
 machine hits both alike); the fast path sees the samples in drive order, as ``prepare`` gives
 them to a worker. The dense GT of the two is compared pixel by pixel.
@@ -68,7 +68,7 @@ class _Baseline:
         root = Path(root).resolve()
         if not (root / 'rcdepth_ros' / 'data' / 'nuscenes_prep.py').is_file():
             raise BadArgument(f'baseline {root} is not a checkout of this package '
-                                   '(no rcdepth_ros/data/nuscenes_prep.py)')
+                              '(no rcdepth_ros/data/nuscenes_prep.py)')
         found = subprocess.run(['git', '-C', str(root), 'rev-parse', 'HEAD'],
                                capture_output=True, text=True)
         self.commit = found.stdout.strip() if found.returncode == 0 else None  # None: no git
