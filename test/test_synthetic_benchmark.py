@@ -66,15 +66,52 @@ def test_dry_run_of_every_stage_then_a_rerun_skips_them(tmp_path):
     scenes = json.loads((tmp_path / 'unseen' / 'v1.0-sim' / 'scene.json').read_text())
     assert unseen['ranges']['0-80']['images'] == sum(s['nbr_samples'] - 1 for s in scenes)
     assert unseen['data']['split'] == 'all'
-    # The demo stage ran once, in the demo run's lane (phase 2), and the demo phase skipped it.
-    assert done.stdout.count('demo weights: test evaluation') == 1
-    assert 'demo weights: done' in done.stdout
+    # Each run's test evaluation is done in its lane, right after its training: the teacher's
+    # before phase 2 starts, a phase-1 student's before the next run of its lane.
+    out = done.stdout
+    assert out.index('teacher: test evaluation') < out.index('xdrcdepth_kd_s0: training')
+    assert (out.index('xdrcdepth_nokd_s0: test evaluation')
+            < out.index('xdrcdepth_nokd_s1: training'))
+    # The demo weights' run and its stage come after the benchmark's report, once.
+    assert out.index('demo weights\' run starts from') > out.index('| teacher |')
+    assert out.count('demo weights: test evaluation') == 1
     # Finished stages are skipped on a second run.
-    again = _run(tmp_path, 'phase1', 'phase2')
+    again = _run(tmp_path, 'phase1', 'phase2', 'demo')
     assert again.returncode == 0, again.stderr[-3000:]
     # Every run, the demo weights' run and its demo stage.
     assert again.stdout.count(': done') == len(RUNS) + 2
-    assert 'training' not in again.stdout and 'demo weights: test' not in again.stdout
+    assert 'demo weights: done' in again.stdout
+    assert 'training' not in again.stdout and 'test evaluation' not in again.stdout
+    _check_lane_probe(tmp_path)
+
+
+def _check_lane_probe(tmp_path: Path) -> None:
+    """scripts/lane_probe.sh on the dry run's data and teacher (tiny profile, a few steps)."""
+    out = tmp_path / 'probe.json'
+    env = dict(os.environ, PROFILE='tiny', STEPS_TWO='3', STEPS_THREE='4',
+               PREP=str(tmp_path / 'prep'), TEACHER_CKPT=str(tmp_path / 'runs/teacher/best'),
+               PROBE=str(tmp_path / 'probe'), RC=str(ROOT / '.venv' / 'bin' / 'rcdepth'),
+               PY=str(ROOT / '.venv' / 'bin' / 'python'))
+    done = subprocess.run(['bash', str(ROOT / 'scripts' / 'lane_probe.sh'), str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert json.loads(done.stdout) == result
+    # Each probe trained its steps, with the config it names.
+    for run, steps, arch in (('two_kd_s0', 3, 'xdrcdepth'), ('three_kd_s1', 4, 'xdrcdepth'),
+                             ('three_lircdepth_kd', 4, 'lircdepth')):
+        last = json.loads((tmp_path / 'probe' / run / 'last.json').read_text())
+        assert last['step'] == steps and last['config']['scheme'] == arch
+    two, three = result['two_processes'], result['three_processes']
+    assert two['xdrcdepth_kd'] > 0 and three['xdrcdepth_kd'] > 0 and three['lircdepth_kd'] > 0
+    assert result['xdrcdepth_kd_slowdown_three_vs_two'] == pytest.approx(
+        three['xdrcdepth_kd'] / two['xdrcdepth_kd'], abs=1e-3)
+    if three['lircdepth_kd'] <= three['xdrcdepth_kd']:  # 1500 steps each, as in phase 2
+        lir = 1500 * three['lircdepth_kd']
+        expected = (lir + (1500 - lir / three['xdrcdepth_kd']) * two['xdrcdepth_kd']) / 3600
+        assert result['phase2_hours'] == pytest.approx(expected, abs=0.01)
+    else:
+        assert result['phase2_hours'] is None
 
 
 def test_a_stopped_training_run_is_never_marked_done(tmp_path):
@@ -97,10 +134,10 @@ def test_a_stopped_training_run_is_never_marked_done(tmp_path):
     assert not list((tmp_path / 'runs').glob('*/DONE'))
 
 
-@pytest.mark.parametrize('phase, missing', [('demo', 'xdrcdepth_demo'), ('report', 'teacher')])
+@pytest.mark.parametrize('phase, missing', [('demo', 'xdrcdepth_kd_s0'), ('report', 'teacher')])
 def test_demo_and_report_refuse_untrained_runs(tmp_path, phase, missing):
-    """The demo phase needs the demo weights' run; the report needs every benchmark run.
-    Neither starts on a run that is not done."""
+    """The demo phase needs the distilled seeds it starts from; the report needs every
+    benchmark run. Neither starts on a run that is not done."""
     env = dict(os.environ, RUNS=str(tmp_path / 'runs'), RESULTS=str(tmp_path / 'results'),
                RC='false', PY='false')
     done = subprocess.run(['bash', str(ROOT / 'scripts' / 'synthetic_benchmark.sh'), phase],
