@@ -11,10 +11,10 @@
 # 10 minutes of work), so the script can be stopped at any time and started again, also in a
 # later session. Wall time on 2 cores (single-threaded processes; measured step times and the
 # split of the hours: docs/TRAINING.md, "The split of the hours"):
-#   data    world 96 x 12 s scenes and preparation of 2,208 samples (about 20 min)
+#   data    world 96 x 12 s scenes and preparation of 2,208 samples (about 15 min)
 #   phase1  lane A: teacher | lane B: XD-RCDepth no-KD seeds 0 and 1, LiRCDepth no-KD,
 #           camera-only (1500 steps each, about 7.4 s a step for the teacher, 1.7-2.7 s for
-#           the students: about 3.1 h and 3.3 h)
+#           the students: about 3.2 h and 3.4 h with their test evaluations)
 #   phase2  XD-RCDepth KD seeds 0 and 1 and LiRCDepth KD, three processes on the two cores
 #           (about 3.8 h)
 #   report  tables and learning curves (each run's test evaluation is done in its lane, right
@@ -111,7 +111,7 @@ best_by_val() {  # best_by_val RUN...: the run whose best checkpoint has the low
 f'{sys.argv[1]}/{r}/best.json'))['best']['value']))" "$RUNS" "$@"
 }
 
-wait_lanes() {  # wait for both background lanes; fail if either did
+wait_lanes() {  # wait for every background lane; fail if any did
   local failed=0 pid
   for pid in $(jobs -p); do wait "$pid" || failed=1; done
   [ "$failed" = 0 ] || { echo "a lane stopped: run the script again to resume" >&2; exit 1; }
