@@ -29,8 +29,7 @@ probe() {  # probe RUN CONFIG STEPS [key=value ...]
   local run=$1 config=$2 steps=$3
   shift 3
   $RC train --config "config/train/$config.yaml" --profile "$PROFILE" --no-progress \
-      data.root="$PREP" \
-      output_dir="$PROBE/$run" name="$run" schedule.max_steps="$steps" \
+      data.root="$PREP" output_dir="$PROBE/$run" name="$run" schedule.max_steps="$steps" \
       teacher.checkpoint="$TEACHER_CKPT" "$@" > "$PROBE/$run.log" 2>&1
 }
 wait_all() {  # wait for every background probe; fail if any did
